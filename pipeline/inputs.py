@@ -1,0 +1,123 @@
+"""Input images named by a recipe: local files and URLs, checked before anything is sent."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import ipaddress
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from PIL import Image, UnidentifiedImageError
+
+MAX_INPUT_BYTES = 10 * 1024 * 1024  # the stricter of Ideogram's 25 MB and the proxies' 10 MB
+FORMATS = ("PNG", "JPEG", "WEBP")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """Where an input image comes from: an earlier step's image, a file, or a URL."""
+
+    kind: str  # "step" | "file" | "url"
+    value: str  # parent image id | absolute path | URL
+    digest: str = ""  # sha256 of a file's bytes (files only)
+
+
+class BadImage(ValueError):
+    """An input image or URL is unusable; the message says why."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a local image file holds."""
+
+    sha256: str
+    width: int
+    height: int
+    format: str
+    black_and_white: bool
+
+
+@functools.lru_cache(maxsize=4096)
+def inspect_file(path: str) -> ImageInfo:
+    """Check a local image (size cap, PNG/JPEG/WebP, decodes) and describe it."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadImage(f"file not found: {path}")
+    size = p.stat().st_size
+    if size > MAX_INPUT_BYTES:
+        raise BadImage(f"{path} is {size:,} bytes; input images are limited to {MAX_INPUT_BYTES:,}")
+    data = p.read_bytes()
+    try:
+        with Image.open(p, formats=FORMATS) as im:
+            im.load()
+            bw = _is_black_and_white(im)
+            return ImageInfo(hashlib.sha256(data).hexdigest(), im.width, im.height,
+                             im.format or "", bw)
+    except Image.DecompressionBombError as exc:
+        raise BadImage(f"{path}: refused as a decompression bomb ({exc})") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise BadImage(f"{path} is not a PNG, JPEG or WebP image") from exc
+
+
+def _is_black_and_white(im: Image.Image) -> bool:
+    if im.mode == "1":
+        return True
+    gray = im.convert("L")
+    colours = gray.getcolors(maxcolors=256) or []
+    return all(value in (0, 255) for _, value in colours) and \
+        (im.mode in ("1", "L", "LA") or _grey(im))
+
+
+def _grey(im: Image.Image) -> bool:
+    rgb = im.convert("RGB")
+    r, g, b = rgb.split()
+    return r.tobytes() == g.tobytes() == b.tobytes()
+
+
+def check_mask(image: ImageInfo, mask: ImageInfo) -> str | None:
+    """Why a mask does not fit its image, or None when it does."""
+    if (mask.width, mask.height) != (image.width, image.height):
+        return (f"mask is {mask.width}x{mask.height} but the image is "
+                f"{image.width}x{image.height}; they must be the same size")
+    if not mask.black_and_white:
+        return "mask must be black and white only (black marks what to repaint)"
+    return None
+
+
+def check_url(url: str, allow_private: bool = False, resolve: bool = False) -> None:
+    """Refuse non-http(s) URLs and, unless allowed, private and link-local hosts.
+
+    Loopback is always allowed, so that the embedded emulator works. With `resolve`
+    the host name is looked up and every address it resolves to is checked.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise BadImage(f"{url[:80]!r}: only http(s) URLs are allowed, not {parts.scheme or 'no'} scheme")
+    host = parts.hostname
+    if not host:
+        raise BadImage(f"{url[:80]!r}: the URL has no host")
+    if allow_private:
+        return
+    addresses = [host]
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host == "localhost":
+            return
+        if not resolve:
+            return
+        try:
+            addresses = [info[4][0] for info in socket.getaddrinfo(host, None)]
+        except OSError as exc:
+            raise BadImage(f"{url[:80]!r}: cannot resolve {host}") from exc
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_loopback:
+            continue
+        if ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast \
+                or ip.is_unspecified:
+            raise BadImage(f"{url[:80]!r}: {host} is a private or link-local address "
+                           "(set allow_private_urls: true to allow it)")

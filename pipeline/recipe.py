@@ -1,0 +1,147 @@
+"""Loading a recipe file and checking its structure against schemas/recipe.schema.json."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from . import spec, yamlsource
+from .errors import Problem, RecipeError, SchemaError
+
+
+@functools.lru_cache(maxsize=1)
+def recipe_schema() -> dict[str, Any]:
+    """The recipe JSON Schema (2020-12)."""
+    with open(spec.schema_file("recipe.schema.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+@dataclass
+class Recipe:
+    """A recipe file, parsed and structurally valid."""
+
+    path: Path
+    shown: str
+    data: dict[str, Any] = field(repr=False)
+    doc: yamlsource.Located = field(repr=False)
+    sha256: str = ""
+
+    @property
+    def name(self) -> str:
+        """The recipe's name."""
+        return str(self.data["name"])
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the recipe are resolved against."""
+        return self.path.parent
+
+    @property
+    def steps(self) -> list[dict[str, Any]]:
+        """The steps, in file order."""
+        return list(self.data["steps"])
+
+    @property
+    def provider_name(self) -> str:
+        """The provider's name, whichever form the recipe used."""
+        prov = self.data.get("provider", "ideogram")
+        return prov["name"] if isinstance(prov, Mapping) else str(prov)
+
+    @property
+    def provider_base_url(self) -> str | None:
+        """A base URL override from the recipe, if any."""
+        prov = self.data.get("provider")
+        return prov.get("base_url") if isinstance(prov, Mapping) else None
+
+    @property
+    def output_dir(self) -> Path:
+        """The output directory (absolute)."""
+        out = self.data.get("output", {}).get("dir") or f"out/{self.name}"
+        return (self.base_dir / out).resolve()
+
+    def problem(self, path: tuple[Any, ...], message: str, hint: str | None = None,
+                warning: bool = False) -> Problem:
+        """A Problem located at a path inside the recipe."""
+        return self.doc.problem(path, message, hint, warning)
+
+
+def load_recipe(path: str | Path, sets: Mapping[str, str] | None = None) -> Recipe:
+    """Read a recipe, check it against the schema, and apply --set overrides to `vars`."""
+    path = Path(path)
+    shown = str(path)
+    doc = yamlsource.load(path, shown)
+    if not isinstance(doc.data, dict):
+        raise SchemaError([Problem("a recipe must be a YAML mapping", file=shown, line=1)])
+    problems = schema_problems(doc)
+    if problems:
+        raise SchemaError(problems)
+    data = doc.data
+    if sets:
+        data["vars"] = {**data.get("vars", {}), **{k: _set_value(v) for k, v in sets.items()}}
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return Recipe(path.resolve(), shown, data, doc, digest)
+
+
+def _set_value(text: str) -> Any:
+    """--set brand=Acme keeps a string; --set n=3 or --set on=true read as YAML scalars."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (str, int, float, bool)) else text
+
+
+def parse_sets(items: list[str] | None) -> dict[str, str]:
+    """['brand=Acme'] -> {'brand': 'Acme'}; raises RecipeError on a malformed item."""
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise RecipeError([Problem(f"--set {item!r}: expected NAME=VALUE")])
+        out[name.strip()] = value
+    return out
+
+
+def schema_problems(doc: yamlsource.Located) -> list[Problem]:
+    """Every schema violation in the document, located, with hints."""
+    validator = jsonschema.Draft202012Validator(recipe_schema())
+    problems = []
+    for err in validator.iter_errors(doc.data):
+        problems.append(_explain(doc, err))
+    problems.sort(key=lambda p: (p.line or 0, p.column or 0))
+    return problems
+
+
+def _explain(doc: yamlsource.Located, err: jsonschema.ValidationError) -> Problem:
+    path = tuple(err.absolute_path)
+    if err.validator == "additionalProperties":
+        allowed = list(err.schema.get("properties", {}))
+        extra = [k for k in err.instance if k not in allowed]
+        key = extra[0] if extra else None
+        close = difflib.get_close_matches(str(key), allowed, n=1) if key is not None else []
+        hint = f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(allowed)}"
+        return doc.problem((*path, key) if key is not None else path,
+                           f"unknown field {key!r}", hint)
+    if err.validator == "enum":
+        close = difflib.get_close_matches(str(err.instance), [str(v) for v in err.validator_value], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else \
+            "expected one of " + ", ".join(map(str, err.validator_value))
+        what = "op" if path and path[-1] == "op" else "value"
+        return doc.problem(path, f"unknown {what} {err.instance!r}", hint)
+    if err.validator in ("anyOf", "oneOf") and err.context:
+        best = jsonschema.exceptions.best_match(err.context)
+        if best.validator == "enum":
+            return _explain(doc, best)
+        return doc.problem(path, f"{err.instance!r} is not valid here: {best.message}")
+    if err.validator == "required":
+        return doc.problem(path, err.message)
+    return doc.problem(path, err.message)

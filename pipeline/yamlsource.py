@@ -1,0 +1,148 @@
+"""Safe YAML loading that remembers the line and column of every value.
+
+The document is composed into nodes by PyYAML's safe loader and built into plain
+Python here, so that only standard tags are accepted, aliases cannot expand into a
+bomb, duplicate keys are caught, and each value's position is kept for messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Problem, RecipeError
+
+MAX_BYTES = 1024 * 1024
+MAX_NODES = 200_000
+
+Path_ = tuple[Any, ...]
+
+_STANDARD = "tag:yaml.org,2002:"
+_SCALARS = {f"{_STANDARD}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
+
+
+@dataclass
+class Located:
+    """A parsed YAML document, with the position of each value by its path."""
+
+    data: Any
+    file: str
+    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict, repr=False)
+
+    def position(self, path: Path_) -> tuple[int | None, int | None]:
+        """(line, column) of the value at `path`, or of its nearest parent that has one."""
+        path = tuple(path)
+        while path:
+            if path in self.positions:
+                return self.positions[path]
+            path = path[:-1]
+        return self.positions.get((), (None, None))
+
+    def problem(self, path: Path_, message: str, hint: str | None = None,
+                warning: bool = False) -> Problem:
+        """A Problem located at `path`."""
+        line, column = self.position(path)
+        return Problem(message, file=self.file, line=line, column=column,
+                       path=format_path(path), hint=hint, warning=warning)
+
+
+def format_path(path: Path_) -> str:
+    """('steps', 1, 'image_weight') -> 'steps[1].image_weight'."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load(path: Path, shown: str | None = None) -> Located:
+    """Read and parse a YAML file; raises RecipeError with a located message."""
+    shown = shown or str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise RecipeError([Problem(f"cannot read: {exc.strerror}", file=shown)]) from exc
+    if size > MAX_BYTES:
+        raise RecipeError([Problem(f"file is {size:,} bytes; recipes are limited to {MAX_BYTES:,}",
+                                   file=shown)])
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RecipeError([Problem("not valid UTF-8", file=shown)]) from exc
+    return loads(text, shown)
+
+
+def loads(text: str, shown: str) -> Located:
+    """Parse YAML text; raises RecipeError with a located message."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise RecipeError([Problem(f"invalid YAML: {exc.problem}", file=shown,
+                                   line=mark.line + 1 if mark else None,
+                                   column=mark.column + 1 if mark else None)]) from exc
+    except yaml.YAMLError as exc:
+        raise RecipeError([Problem(f"invalid YAML: {exc}", file=shown)]) from exc
+    finally:
+        loader.dispose()
+    doc = Located(None, shown)
+    if node is None:
+        return doc
+    builder = _Builder(doc)
+    doc.data = builder.build(node, ())
+    return doc
+
+
+class _Builder:
+    def __init__(self, doc: Located):
+        self.doc = doc
+        self.count = 0
+        self.constructor = yaml.SafeLoader("")
+
+    def fail(self, node: yaml.Node, message: str) -> RecipeError:
+        return RecipeError([Problem(message, file=self.doc.file, line=node.start_mark.line + 1,
+                                    column=node.start_mark.column + 1)])
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.fail(node, f"document expands to more than {MAX_NODES:,} values "
+                                  "(an alias bomb?)")
+        self.doc.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag not in _SCALARS:
+                raise self.fail(node, f"tag {node.tag!r} is not allowed; only plain YAML values")
+            return self.constructor.construct_object(node, deep=True)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != f"{_STANDARD}seq":
+                raise self.fail(node, f"tag {node.tag!r} is not allowed")
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        if node.tag != f"{_STANDARD}map":
+            raise self.fail(node, f"tag {node.tag!r} is not allowed")
+        return self.mapping(node, path)
+
+    def mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        merged: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == f"{_STANDARD}merge":
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for source in sources:
+                    value = self.build(source, path)
+                    if not isinstance(value, dict):
+                        raise self.fail(source, "'<<' merges only mappings")
+                    for k, v in value.items():
+                        merged.setdefault(k, v)
+                continue
+            key = self.build(key_node, path)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise self.fail(key_node, "mapping keys must be plain values")
+            if key in out:
+                raise self.fail(key_node, f"duplicate key {key!r}")
+            out[key] = self.build(value_node, (*path, key))
+        for k, v in merged.items():
+            out.setdefault(k, v)
+        return out
