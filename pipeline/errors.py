@@ -19,6 +19,7 @@
     │   └── OutcomeUnknown              sent, but no answer: it may have run and been billed
     ├── DownloadError                   a result image could not be fetched or decoded
     │   └── DownloadExpired             its URL answered 403 / 404 / 410
+    ├── StorageError                    the disk refused a write (full, read-only): the run stops
     ├── RunLocked                       another run holds the output directory
     └── Interrupted                     exit 130: stopped by Ctrl-C
 """
@@ -156,6 +157,10 @@ class DownloadError(IdeopipeError):
 
 class DownloadExpired(DownloadError):
     """The result URL has expired (403 / 404 / 410); the image is lost."""
+
+
+class StorageError(IdeopipeError):
+    """Writing an image or the journal failed (disk full, read-only); the run stops."""
 
 
 class RunLocked(IdeopipeError):

@@ -505,8 +505,8 @@ class _Planner:
                 "depends": depends_extra, "row": key, "matrix": matrix,
                 "slot": None if seed_source != "api" else [sid, index0],
             }
-            tid = _digest(ident)
-            image_ids = tuple(_digest([tid, n])[:16] for n in range(count))
+            tid = content_key(ident)
+            image_ids = tuple(content_key([tid, n])[:16] for n in range(count))
             indexes = tuple(range(index0, index0 + count))
             outputs: tuple[str | None, ...] = (None,) * count
             if endpoint.yields_images:
@@ -828,7 +828,7 @@ def _sanitize(text: str) -> str | Problem:
     return "/".join(parts)
 
 
-def _digest(value: Any) -> str:
+def content_key(value: Any) -> str:
     """sha256 of canonical JSON (sorted keys, no whitespace)."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()

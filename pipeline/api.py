@@ -1,0 +1,209 @@
+"""The library functions the CLI and users call: plan a file, run it, read what it made."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import runner, yamlsource
+from .errors import InputError, Problem, RecipeError
+from .inputs import ImageRef
+from .journal import Journal
+from .manifest import read_manifest
+from .planner import Plan, Task, content_key, plan
+from .pricing import default_table
+from .recipe import load_recipe, parse_sets
+from .rows import parse_range
+from .runner import RunOptions, RunResult
+
+
+def plan_file(path: str | Path, *, sets: Sequence[str] | None = None, limit: int | None = None,
+              rows: str | None = None, provider: str | None = None,
+              prices_file: str | None = None, out: str | None = None) -> Plan:
+    """Load and plan a recipe file with the CLI's selection options."""
+    recipe = load_recipe(path, parse_sets(list(sets or [])))
+    prices = None
+    if prices_file:
+        loaded = yamlsource.load(Path(prices_file)).data
+        if not isinstance(loaded, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in loaded.values()):
+            raise RecipeError([Problem("must map op:tier keys to prices in USD", file=prices_file)])
+        prices = loaded
+    if limit is not None and limit < 1:
+        raise RecipeError([Problem(f"--limit {limit}: expected a positive number")])
+    out_dir = Path(out).resolve() if out else None
+    return plan(recipe, provider=provider, limit=limit,
+                row_range=parse_range(rows) if rows else None, prices=prices, out_dir=out_dir)
+
+
+def done_tasks(p: Plan) -> set[str]:
+    """Ids of the plan's tasks already complete in its output directory's journal."""
+    db = Journal.path_for(p.out_dir)
+    if not db.exists():
+        return set()
+    with Journal.open_readonly(p.out_dir) as journal:
+        return journal.completed_ids({t.id for t in p.tasks}, p.out_dir)
+
+
+def run_plan(p: Plan, options: RunOptions | None = None) -> RunResult:
+    """Run a plan (see runner.run)."""
+    return runner.run(p, options)
+
+
+def run_file(path: str | Path, options: RunOptions | None = None, **selection: Any) -> RunResult:
+    """Plan and run a recipe file; selection takes plan_file's keywords."""
+    p = plan_file(path, **selection)
+    options = options or RunOptions()
+    if not options.reproduce:
+        options.reproduce = lock_entries(p)
+    return runner.run(p, options)
+
+
+# -- lock files ---------------------------------------------------------------
+
+LOCK_VERSION = 1
+
+
+def lock_path(recipe_path: str | Path) -> Path:
+    """`recipes/launch.yaml` -> `recipes/launch.yaml.lock.json`."""
+    path = Path(recipe_path)
+    return path.with_name(path.name + ".lock.json")
+
+
+def lock_entries(p: Plan) -> dict[str, list[dict[str, Any]]]:
+    """The recorded seeds and API prompts of the plan's tasks, from the recipe's lock file."""
+    path = lock_path(p.recipe.path)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        tasks = data["tasks"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RecipeError([Problem(f"unreadable lock file: {exc}", file=str(path))]) from exc
+    return {t.id: tasks[t.id] for t in p.tasks if t.id in tasks}
+
+
+def write_lock(recipe_path: str | Path, out: str | None = None) -> tuple[Path, int]:
+    """Write `<recipe>.lock.json`: each finished task's seeds and API prompts."""
+    p = plan_file(recipe_path, out=out)
+    tasks: dict[str, list[dict[str, Any]]] = {}
+    if Journal.path_for(p.out_dir).exists():
+        with Journal.open_readonly(p.out_dir) as journal:
+            states = journal.states({t.id for t in p.tasks})
+        for t in p.tasks:
+            st = states.get(t.id)
+            if st is None or st.status != "done" or t.op == "describe":
+                continue
+            images = sorted((i for i in st.images if i["status"] == "ok"), key=lambda i: i["idx"])
+            if images:
+                tasks[t.id] = [{"seed": i["seed"], "api_prompt": i["api_prompt"]} for i in images]
+    path = lock_path(recipe_path)
+    body = {"schema_version": LOCK_VERSION, "recipe": p.recipe.name,
+            "recipe_sha256": p.recipe.sha256, "provider": p.provider, "tasks": tasks}
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", "utf-8")
+    os.replace(tmp, path)
+    return path, len(tasks)
+
+
+# -- reruns by seed -----------------------------------------------------------
+
+
+def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | None = None,
+          out: str | None = None, provider: str | None = None,
+          options: RunOptions | None = None) -> RunResult:
+    """Re-create selected manifest images with their recorded seeds and API prompts."""
+    manifest_path = Path(manifest_path)
+    source_dir = manifest_path.parent if manifest_path.is_file() else manifest_path
+    frame = read_manifest(manifest_path)
+    frame = frame[frame["status"].isin(["ok", "cached"]) & frame["op"].ne("describe")]
+    if step:
+        frame = frame[frame["step_id"] == step]
+    if where:
+        try:
+            frame = frame.query(where, engine="python")
+        except Exception as exc:
+            raise InputError(f"--where {where!r}: {exc}") from exc
+    if frame.empty:
+        raise InputError("no manifest rows selected: nothing to rerun")
+    with Journal.open_readonly(source_dir) as journal:
+        specs = {tid: journal.spec(tid) for tid in set(frame["task_id"])}
+        run_info = journal.run()
+    recipe = load_recipe((run_info or {}).get("recipe") or frame["recipe"].iloc[0])
+    out_dir = Path(out).resolve() if out else source_dir.with_name(source_dir.name + "-rerun")
+    tasks = []
+    reproduce: dict[str, list[dict[str, Any]]] = {}
+    files = frame.set_index("image_id")["file"].to_dict()
+    for row in frame.itertuples(index=False):
+        spec_ = specs.get(row.task_id)
+        if spec_ is None:
+            continue
+        images = {}
+        for role, refs in spec_["images"].items():
+            resolved = []
+            for ref in refs:
+                kind, _, value = ref.partition(":")
+                if kind == "step":
+                    parent_file = files.get(value) or _parent_file(source_dir, value)
+                    resolved.append(ImageRef("file", str(source_dir / parent_file)))
+                else:
+                    resolved.append(ImageRef(kind, value))
+            images[role] = tuple(resolved)
+        tid = content_key(["rerun", row.task_id, row.image_id])
+        tasks.append(Task(
+            id=tid, step_id=row.step_id, op=row.op, endpoint=row.endpoint,
+            family=spec_.get("family") or ("v3" if row.endpoint.startswith("/v1/") else "legacy"),
+            model=row.model, row_index=int(row.row_index), row_key=row.row_key,
+            matrix=json.loads(row.matrix), params=spec_["params"], images=images,
+            seed=int(row.seed), seed_source="fixed", num_images=1,
+            image_ids=(content_key([tid, 0])[:16],), image_indexes=(int(row.image_index),),
+            outputs=(row.file,), parent_image_id=None, depends_on=(), deferred={}, context={},
+            price_key=spec_.get("price_key", ""),
+            cost_usd=None if pd.isna(row.cost_usd) else float(row.cost_usd)))
+        reproduce[tid] = [{"seed": int(row.seed), "api_prompt": row.api_prompt}]
+    p = Plan(recipe, tasks, [], default_table(), provider or str(frame["provider"].iloc[0]),
+             out_dir)
+    options = options or RunOptions()
+    options.reproduce = reproduce
+    return runner.run(p, options)
+
+
+def _parent_file(source_dir: Path, image_id: str) -> str:
+    with Journal.open_readonly(source_dir) as journal:
+        row = journal.conn.execute("SELECT file FROM images WHERE image_id=?",
+                                   (image_id,)).fetchone()
+    if not row or not row[0]:
+        raise InputError(f"the input image {image_id} of a selected row is not on disk")
+    return str(row[0])
+
+
+# -- what a run left ----------------------------------------------------------
+
+
+def regenerate_report(out_dir: Path) -> Path:
+    """Write report.html again from an output directory's journal and manifest."""
+    from .report import write_report
+
+    frame = read_manifest(out_dir)
+    with Journal.open_readonly(out_dir) as journal:
+        run_info = journal.run(str(frame["run_id"].iloc[0]) if len(frame) else None) or {}
+    info = json.loads(run_info.get("info") or "{}")
+    return write_report(out_dir, frame, {**run_info, "planned_cost_usd": run_info.get("planned_usd"),
+                                         "steps": info.get("steps")}, rows=info.get("rows"))
+
+
+def list_runs(out_dir: Path) -> list[dict[str, Any]]:
+    """The runs recorded in an output directory, with the images each produced."""
+    if not Journal.path_for(out_dir).exists():
+        raise InputError(f"{out_dir}: no ideopipe journal here")
+    with Journal.open_readonly(out_dir) as journal:
+        runs = journal.runs()
+        counts = dict(journal.conn.execute(
+            "SELECT a.run_id, COUNT(DISTINCT i.image_id) FROM attempts a JOIN images i"
+            " ON i.task_id = a.task_id WHERE i.status='ok' GROUP BY a.run_id").fetchall())
+    return [{**r, "images": counts.get(r["run_id"], 0)} for r in runs]

@@ -1,0 +1,164 @@
+"""The manifest: one pandas row per output image (or description), built from the journal."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import journal as jr
+from .planner import Plan
+
+SCHEMA_VERSION = 1
+
+COLUMNS: dict[str, str] = {
+    "schema_version": "Int64", "run_id": "string", "recipe": "string", "recipe_sha256": "string",
+    "row_index": "Int64", "row_key": "string", "matrix": "string", "step_id": "string",
+    "op": "string", "provider": "string", "endpoint": "string", "model": "string",
+    "image_id": "string", "parent_image_id": "string", "image_index": "Int64",
+    "prompt": "string", "api_prompt": "string", "negative_prompt": "string", "seed": "Int64",
+    "seed_source": "string", "aspect_ratio": "string", "resolution": "string",
+    "rendering_speed": "string", "style_type": "string", "magic_prompt": "string",
+    "is_image_safe": "boolean", "description": "string", "status": "string", "error": "string",
+    "cost_usd": "Float64", "file": "string", "sha256": "string", "width": "Int64",
+    "height": "Int64", "bytes": "Int64", "url": "string", "attempts": "Int64",
+    "latency_s": "Float64", "started_at": "string", "finished_at": "string", "task_id": "string",
+}
+BILLED = {"ok", "cached", "unsafe", "download_expired", "in_doubt"}
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def build(plan: Plan, journal: jr.Journal, run_id: str, ran: set[str]) -> pd.DataFrame:
+    """The manifest of a plan as the journal records it now."""
+    from .runner import image_status
+
+    states = journal.states({t.id for t in plan.tasks})
+    attempts = journal.attempts({t.id for t in plan.tasks})
+    records: list[dict[str, Any]] = []
+    for task in plan.tasks:
+        st = states.get(task.id)
+        images = {img["image_id"]: img for img in (st.images if st else ())}
+        ids = list(task.image_ids)
+        if task.op == "describe":
+            ids += sorted(i for i in images if i.startswith(task.image_ids[0] + "-"))
+        att = attempts.get(task.id, {})
+        per_image = None if task.cost_usd is None else task.cost_usd / max(task.num_images, 1)
+        for n, image_id in enumerate(ids):
+            img = images.get(image_id)
+            status = image_status(st, img, task.id in ran)
+            rel = (img or {}).get("file") or (task.outputs[n] if n < len(task.outputs) else None)
+            ok = status in ("ok", "cached")
+            records.append({
+                "schema_version": SCHEMA_VERSION, "run_id": run_id,
+                "recipe": str(plan.recipe.shown), "recipe_sha256": plan.recipe.sha256,
+                "row_index": task.row_index, "row_key": task.row_key,
+                "matrix": json.dumps(dict(task.matrix), sort_keys=True, default=str),
+                "step_id": task.step_id, "op": task.op, "provider": plan.provider,
+                "endpoint": task.endpoint, "model": task.model, "image_id": image_id,
+                "parent_image_id": task.parent_image_id,
+                "image_index": task.image_indexes[min(n, len(task.image_indexes) - 1)],
+                "prompt": task.params.get("prompt"),
+                "api_prompt": (img or {}).get("api_prompt"),
+                "negative_prompt": task.params.get("negative_prompt"),
+                "seed": (img or {}).get("seed") if (img or {}).get("seed") is not None else task.seed,
+                "seed_source": task.seed_source,
+                "aspect_ratio": task.params.get("aspect_ratio"),
+                "resolution": (img or {}).get("resolution") or task.params.get("resolution"),
+                "rendering_speed": task.params.get("rendering_speed"),
+                "style_type": (img or {}).get("style_type") or task.params.get("style_type"),
+                "magic_prompt": task.params.get("magic_prompt"),
+                "is_image_safe": None if not img or img.get("is_image_safe") is None
+                else bool(img["is_image_safe"]),
+                "description": (img or {}).get("description"),
+                "status": status,
+                "error": (img or {}).get("error") or (st.error if st and not ok else None),
+                "cost_usd": (per_image if status in BILLED else 0.0) if per_image is not None
+                else None,
+                "file": rel if ok else None,
+                "sha256": (img or {}).get("sha256") if ok else None,
+                "width": (img or {}).get("width"), "height": (img or {}).get("height"),
+                "bytes": (img or {}).get("bytes"), "url": (img or {}).get("url"),
+                "attempts": att.get("attempts", 0),
+                "latency_s": att.get("latency_s"),
+                "started_at": _iso(att.get("started_at")),
+                "finished_at": _iso(att.get("finished_at")),
+                "task_id": task.id,
+            })
+    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    return frame.astype(COLUMNS)
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _neutralise(value: Any) -> Any:
+    """Keep spreadsheets from running a cell as a formula: prefix it with a quote."""
+    if isinstance(value, str) and value.startswith(_FORMULA):
+        return "'" + value
+    return value
+
+
+def write(frame: pd.DataFrame, out_dir: Path, fmt: str = "csv") -> Path:
+    """Write the manifest atomically as manifest.csv / .parquet / .jsonl."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dest = out_dir / f"manifest.{fmt}"
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".part", dir=out_dir)
+    os.close(fd)
+    try:
+        if fmt == "csv":
+            safe = frame.copy()
+            for col in safe.columns:
+                if safe[col].dtype == "string":
+                    safe[col] = safe[col].map(_neutralise, na_action="ignore").astype("string")
+            safe.to_csv(tmp, index=False)
+        elif fmt == "jsonl":
+            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
+        elif fmt == "parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            raise ValueError(f"unknown manifest format {fmt!r}")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """A manifest file (csv, parquet or jsonl) as a DataFrame with proper dtypes."""
+    path = Path(path)
+    if path.is_dir():
+        found = [path / f"manifest.{ext}" for ext in ("csv", "parquet", "jsonl")]
+        path = next((p for p in found if p.exists()), found[0])
+    if path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+    elif path.suffix == ".jsonl":
+        frame = pd.read_json(path, lines=True, dtype=False)
+    else:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        for col in frame.columns:
+            if frame[col].dtype == object:
+                frame[col] = frame[col].map(_restore, na_action="ignore")
+    for col, dtype in COLUMNS.items():
+        if col in frame.columns:
+            if dtype == "boolean" and frame[col].dtype == object:
+                frame[col] = frame[col].map({"True": True, "False": False, True: True,
+                                             False: False}, na_action="ignore")
+            frame[col] = frame[col].astype(dtype)
+    return frame
+
+
+def _restore(value: str) -> str:
+    if isinstance(value, str) and value.startswith("'") and value[1:2] in _FORMULA:
+        return value[1:]
+    return value

@@ -1,0 +1,81 @@
+"""Progress while a run goes (a tqdm bar on a terminal, plain lines elsewhere) and its summary."""
+
+from __future__ import annotations
+
+import time
+from typing import IO, Any
+
+import pandas as pd
+from tqdm import tqdm
+
+PLAIN_EVERY_S = 5.0
+
+
+class Progress:
+    """Tasks done/total, USD spent vs planned, failures, the in-flight limit and an ETA."""
+
+    def __init__(self, total: int, planned_usd: float, out: IO[str], quiet: bool = False):
+        self.total = total
+        self.planned = planned_usd
+        self.out = out
+        self.quiet = quiet
+        self.tty = bool(getattr(out, "isatty", lambda: False)())
+        self.bar = None
+        if self.tty and not quiet:
+            self.bar = tqdm(total=total, file=out, unit="task", dynamic_ncols=True, leave=True)
+        self.last_line = 0.0
+        self.done = 0
+        self.started = time.monotonic()
+
+    def update(self, done: int, spent: float = 0.0, limit: int = 0, failed: int = 0,
+               rate_limited: int = 0) -> None:
+        """Show the current state (called often; cheap)."""
+        if self.quiet:
+            return
+        postfix = f"${spent:.2f}/${self.planned:.2f} failed {failed} limit {limit}" + \
+            (f" 429s {rate_limited}" if rate_limited else "")
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            self.bar.set_postfix_str(postfix, refresh=False)
+            return
+        now = time.monotonic()
+        if done != self.done and (now - self.last_line >= PLAIN_EVERY_S or done == self.total):
+            self.last_line = now
+            rate = done / max(now - self.started, 1e-6)
+            eta = (self.total - done) / rate if rate > 0 else 0
+            print(f"progress: {done}/{self.total} tasks, {postfix}, eta {eta:.0f}s",
+                  file=self.out, flush=True)
+        self.done = done
+
+    def close(self) -> None:
+        """Finish the bar."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+def summary_table(frame: pd.DataFrame) -> str:
+    """Per step: requests, images, ok, failed, in_doubt, USD; and the total."""
+    if frame.empty:
+        return "nothing to do: the plan is empty"
+    lines = [f"{'step':<16} {'images':>7} {'ok':>6} {'cached':>7} {'failed':>7} "
+             f"{'in_doubt':>9} {'USD':>9}"]
+    order = list(dict.fromkeys(frame["step_id"]))
+    totals: dict[str, Any] = {"images": 0, "ok": 0, "cached": 0, "failed": 0, "in_doubt": 0,
+                              "usd": 0.0}
+    for step in order:
+        part = frame[frame["step_id"] == step]
+        row = {
+            "images": len(part),
+            "ok": int((part["status"] == "ok").sum()),
+            "cached": int((part["status"] == "cached").sum()),
+            "in_doubt": int((part["status"] == "in_doubt").sum()),
+            "usd": float(part.loc[part["status"] != "cached", "cost_usd"].fillna(0).sum()),
+        }
+        row["failed"] = row["images"] - row["ok"] - row["cached"] - row["in_doubt"]
+        for k in totals:
+            totals[k] += row[k]
+        lines.append(f"{step:<16} {row['images']:>7} {row['ok']:>6} {row['cached']:>7} "
+                     f"{row['failed']:>7} {row['in_doubt']:>9} {row['usd']:>9.4f}")
+    lines.append(f"{'total':<16} {totals['images']:>7} {totals['ok']:>6} {totals['cached']:>7} "
+                 f"{totals['failed']:>7} {totals['in_doubt']:>9} {totals['usd']:>9.4f}")
+    return "\n".join(lines)
