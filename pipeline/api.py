@@ -15,7 +15,7 @@ from .errors import InputError, Problem, RecipeError
 from .inputs import ImageRef
 from .journal import Journal
 from .manifest import read_manifest
-from .planner import Plan, Task, content_key, plan
+from .planner import Plan, Task, content_key, image_id, plan
 from .pricing import default_table
 from .recipe import load_recipe, parse_sets
 from .rows import parse_range
@@ -161,7 +161,7 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
             model=row.model, row_index=int(row.row_index), row_key=row.row_key,
             matrix=json.loads(row.matrix), params=spec_["params"], images=images,
             seed=int(row.seed), seed_source="fixed", num_images=1,
-            image_ids=(content_key([tid, 0])[:16],), image_indexes=(int(row.image_index),),
+            image_ids=(image_id(tid, 0),), image_indexes=(int(row.image_index),),
             outputs=(row.file,), parent_image_id=None, depends_on=(), deferred={}, context={},
             price_key=spec_.get("price_key", ""),
             cost_usd=None if pd.isna(row.cost_usd) else float(row.cost_usd)))

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -201,6 +202,7 @@ class _Planner:
         self.step_index = {s["id"]: i for i, s in enumerate(self.steps)}
         self.outputs: dict[str, str] = {}
         self.checked_dirs: set[str] = set()
+        self._static_cache: dict[tuple[str, str], Any] = {}
 
     # -- set-up ---------------------------------------------------------------
 
@@ -379,40 +381,17 @@ class _Planner:
             self.problems.add(self.r.problem(("steps", i, "model"), f"unknown model {model!r}",
                                              "expected one of " + ", ".join(ops.MODELS)))
             return []
-        endpoint = ops.endpoint_for(op, model)
-        if endpoint is None:
-            self.problems.add(self.r.problem(
-                ("steps", i, "op"), f"{op.value} is only available with model V_3, not {model}"))
+        static = self._static_cache.get((sid, model), _MISSING)
+        if static is _MISSING:
+            static = self._static_cache[(sid, model)] = self._static(step, i, op, model)
+        if static is None:
             return []
-        if op is Op.EDIT and endpoint.family == "legacy" and model not in ops.LEGACY_EDIT_MODELS:
-            self.problems.add(self.r.problem(
-                ("steps", i, "model"), f"legacy edit accepts only V_2 or V_2_TURBO, not {model}",
-                "use model V_3 for the v3 edit endpoint"))
-            return []
-        sources = self._sources(step, endpoint, i)
-        if sources is None:
-            return []
+        endpoint, sources, refs_needed = static
         parents: list[_Slot | None] = [None]
         if "input" in step:
-            parent_step = step["input"]
-            if parent_step not in slots:
+            if step["input"] not in slots:
                 return []
-            parents = list(slots[parent_step])
-            if self.steps[self.step_index[parent_step]]["op"] == Op.DESCRIBE.value:
-                self.problems.add(self.r.problem(("steps", i, "input"),
-                                                 f"step {parent_step!r} is a describe step: "
-                                                 "it yields text, not images"))
-                return []
-        elif endpoint.needs_image and "image" not in step:
-            self.problems.add(self.r.problem(
-                ("steps", i), f"{op.value} needs an image: set `input:` to an earlier step "
-                "or `image:` to a path, URL or CSV column"))
-            return []
-        if endpoint.needs_mask and "mask" not in step:
-            self.problems.add(self.r.problem(("steps", i), f"{op.value} needs a `mask:`"))
-            return []
-        refs_needed = {r.split(".", 1)[1] for v in step.values() for r in _refs(v)
-                       if r.startswith("steps.")}
+            parents = list(slots[step["input"]])
         depends_extra = tuple(t for s in sorted(refs_needed) for t in step_tasks.get(s, ()))
         made: list[Task] = []
         out_slots: list[_Slot] = []
@@ -430,6 +409,41 @@ class _Planner:
         slots[step["id"]] = out_slots
         step_tasks[step["id"]] = [t.id for t in made]
         return made
+
+    def _static(self, step: dict[str, Any], i: int, op: Op,
+                model: str) -> tuple[ops.Endpoint, dict[str, Any], set[str]] | None:
+        """What a step is with a model, the same for every row: endpoint, parameters, refs."""
+        endpoint = ops.endpoint_for(op, model)
+        if endpoint is None:
+            self.problems.add(self.r.problem(
+                ("steps", i, "op"), f"{op.value} is only available with model V_3, not {model}"))
+            return None
+        if op is Op.EDIT and endpoint.family == "legacy" and model not in ops.LEGACY_EDIT_MODELS:
+            self.problems.add(self.r.problem(
+                ("steps", i, "model"), f"legacy edit accepts only V_2 or V_2_TURBO, not {model}",
+                "use model V_3 for the v3 edit endpoint"))
+            return None
+        sources = self._sources(step, endpoint, i)
+        if sources is None:
+            return None
+        if "input" in step:
+            parent_step = step["input"]
+            if self.steps[self.step_index[parent_step]]["op"] == Op.DESCRIBE.value:
+                self.problems.add(self.r.problem(("steps", i, "input"),
+                                                 f"step {parent_step!r} is a describe step: "
+                                                 "it yields text, not images"))
+                return None
+        elif endpoint.needs_image and "image" not in step:
+            self.problems.add(self.r.problem(
+                ("steps", i), f"{op.value} needs an image: set `input:` to an earlier step "
+                "or `image:` to a path, URL or CSV column"))
+            return None
+        if endpoint.needs_mask and "mask" not in step:
+            self.problems.add(self.r.problem(("steps", i), f"{op.value} needs a `mask:`"))
+            return None
+        refs_needed = {r.split(".", 1)[1] for v in step.values() for r in _refs(v)
+                       if r.startswith("steps.")}
+        return endpoint, sources, refs_needed
 
     def _sources(self, step: dict[str, Any], endpoint: ops.Endpoint,
                  i: int) -> dict[str, Any] | None:
@@ -490,7 +504,10 @@ class _Planner:
         if not self._cross_checks(params, deferred, endpoint, model, step, i, row):
             return []
         num = int(params.pop("num_images", 1))
-        seeds = self._seeds(params, num, sid, key, matrix, parent, first_index, ctx, i, row)
+        if "seed" in endpoint.accepts:
+            seeds = self._seeds(params, num, sid, key, matrix, parent, first_index, ctx, i, row)
+        else:  # describe: no seed, one answer
+            seeds = [(None, "api", 1, first_index)]
         if seeds is None:
             return []
         price_k = price_key(op.value, endpoint.family, model, params.get("rendering_speed"))
@@ -506,7 +523,7 @@ class _Planner:
                 "slot": None if seed_source != "api" else [sid, index0],
             }
             tid = content_key(ident)
-            image_ids = tuple(content_key([tid, n])[:16] for n in range(count))
+            image_ids = tuple(image_id(tid, n) for n in range(count))
             indexes = tuple(range(index0, index0 + count))
             outputs: tuple[str | None, ...] = (None,) * count
             if endpoint.yields_images:
@@ -663,18 +680,33 @@ class _Planner:
                 "add {{ step }}, {{ index }} or {{ seed }} to output.file"))
             return None
         self.outputs[rel] = f"row {row.where()}, step {sid}"
-        parent = str(PurePosixPath(rel).parent)
-        if parent not in self.checked_dirs:
-            self.checked_dirs.add(parent)
-            real = (self.out_dir / parent).resolve()
-            if not real.is_relative_to(self.out_dir):
-                self.problems.add(self.r.problem(("output", "file"),
-                                                 f"{rel!r} escapes output.dir through a symlink"))
-                return None
+        if not self._inside(rel.rpartition("/")[0] or "."):
+            self.problems.add(self.r.problem(("output", "file"),
+                                             f"{rel!r} escapes output.dir through a symlink"))
+            return None
         return rel
+
+    def _inside(self, parent: str) -> bool:
+        """False if an existing folder on the way to `parent` leads outside the output dir."""
+        if parent in self.checked_dirs:
+            return True
+        prefix = ""
+        for part in parent.split("/") if parent != "." else []:
+            prefix = f"{prefix}/{part}" if prefix else part
+            if prefix in self.checked_dirs:
+                continue
+            full = os.path.join(self.out_dir, prefix)
+            if not os.path.lexists(full):
+                break  # nothing deeper can exist yet, so nothing deeper can be a link
+            if not Path(full).resolve().is_relative_to(self.out_dir):
+                return False
+            self.checked_dirs.add(prefix)
+        self.checked_dirs.add(parent)
+        return True
 
 
 _INVALID = object()
+_MISSING = object()
 _INTEGERS = {"num_images", "seed", "image_weight", "resemblance", "detail"}
 
 
@@ -684,7 +716,23 @@ class _Ok:
 
 
 def _check_value(name: str, value: Any, endpoint: ops.Endpoint) -> _Ok | str:
-    """A normalized value, or why it is not accepted by this endpoint."""
+    """A normalized value, or why it is not accepted by this endpoint (cached when hashable)."""
+    if isinstance(value, str) and name in _FREE_TEXT:
+        return _Ok(value)  # any string is a valid prompt; not cached, prompts are unique
+    if isinstance(value, (dict, list)):
+        return _check_value_uncached(name, value, endpoint)
+    key = (endpoint.path, name, type(value), value)
+    found = _CHECKED.get(key)
+    if found is None:
+        found = _CHECKED[key] = _check_value_uncached(name, value, endpoint)
+    return found
+
+
+_CHECKED: dict[tuple[Any, ...], _Ok | str] = {}
+_FREE_TEXT = frozenset({"prompt", "negative_prompt", "custom_model_uri"})
+
+
+def _check_value_uncached(name: str, value: Any, endpoint: ops.Endpoint) -> _Ok | str:
     from . import spec
 
     if name == "aspect_ratio":
@@ -802,8 +850,16 @@ def _close(word: str, options: Iterable[str]) -> str | None:
     return f"did you mean {found[0]!r}?" if found else None
 
 
+_PLAIN_PATH = re.compile(r"^(?!\.ideopipe(?:/|$))(?:[\w\-][\w\-. ]{0,200}/)*[\w\-][\w\-. ]{0,200}$")
+_RESERVED_ANY = re.compile(r"(?:^|/)(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\.[^/]*)?(?:/|$)",
+                           re.IGNORECASE)
+
+
 def _sanitize(text: str) -> str | Problem:
     """A safe relative POSIX path inside the output dir, or the reason it is refused."""
+    if _PLAIN_PATH.match(text) and not _RESERVED_ANY.search(text) and "/." not in text \
+            and not text.endswith((" ", ".")):
+        return text
     if "\x00" in text:
         return Problem("contains a NUL character")
     text = text.strip().replace("\\", "/")
@@ -826,6 +882,11 @@ def _sanitize(text: str) -> str | Problem:
     if parts[0] == ".ideopipe":
         return Problem("'.ideopipe' is reserved for ideopipe's own state")
     return "/".join(parts)
+
+
+def image_id(task_id: str, n: int) -> str:
+    """The id of the n-th image a task produces."""
+    return hashlib.sha256(f"{task_id}:{n}".encode()).hexdigest()[:16]
 
 
 def content_key(value: Any) -> str:

@@ -67,7 +67,7 @@ STATUSES: dict[str, tuple[str, str, str]] = {
 }
 MISSING_FILE = ("File missing", "?", "The manifest lists this image but its file is not on disk.")
 UNREADABLE_FILE = ("Unreadable", "?", "The file exists but is not an image Pillow can read.")
-RUN_STATUS_TONE = {"ok": "good", "failed": "bad", "interrupted": "warn"}
+RUN_STATUS_TONE = {"ok": "good", "failed": "bad", "interrupted": "warn", "stopped": "warn"}
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
 
@@ -160,6 +160,7 @@ def write_report(out_dir: Path, manifest: pd.DataFrame, run: Mapping[str, Any],
     summaries = [_summarise(step, [e for e in entries if e.text("step_id") == step])
                  for step in steps]
     html = _render(run, entries, steps, sections, summaries)
+    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / REPORT_NAME
     _write_atomic(target, html.encode("utf-8"))
     return target
@@ -250,7 +251,8 @@ def _thumbnail(source: Path, dest: Path) -> tuple[int, int] | None:
                 small.paste(rgba, mask=rgba.getchannel("A"))
             elif small.mode != "RGB":
                 small = small.convert("RGB")
-            small.thumbnail((THUMB_MAX, THUMB_MAX), Image.Resampling.LANCZOS)
+            # A box-filter reduce to 1.5x, then bicubic: as sharp as Lanczos, 3-5x faster.
+            small.thumbnail((THUMB_MAX, THUMB_MAX), Image.Resampling.BICUBIC, reducing_gap=1.5)
             buffer = _jpeg_bytes(small)
         _write_atomic(dest, buffer)
         return small.size
@@ -472,7 +474,8 @@ def _chart(summaries: Sequence[StepSummary]) -> dict[str, Any]:
 
 def _budget(run: Mapping[str, Any], spent: float) -> dict[str, Any]:
     """Percentages for the spent / planned / budget meter."""
-    planned, budget = _float(run.get("planned_cost_usd")), _float(run.get("budget_usd"))
+    planned = _float(_first(run, "planned_cost_usd", "planned_usd"))
+    budget = _float(run.get("budget_usd"))
     scale = max(v for v in (spent, planned or 0.0, budget or 0.0, 1e-9))
 
     def pct(v: float | None) -> float | None:
@@ -523,7 +526,8 @@ def _render(run: Mapping[str, Any], entries: Sequence[_Entry], steps: Sequence[s
         "provider": _plain(run.get("provider")) or (first.text("provider") if first else ""),
         "started": _when(run.get("started_at")),
         "finished": _when(run.get("finished_at")),
-        "duration": _duration(_float(run.get("duration_s"))),
+        "duration": _duration(_float(run.get("duration_s"))
+                              or _elapsed(run.get("started_at"), run.get("finished_at"))),
         "status": run_status,
         "tone": RUN_STATUS_TONE.get(run_status, "warn" if run_status else "muted"),
         "recipe_file": first.text("recipe") if first else "",
@@ -576,6 +580,21 @@ def _float(value: Any) -> float | None:
     value = _clean(value)
     try:
         return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _first(run: Mapping[str, Any], *keys: str) -> Any:
+    """The first of `keys` that `run` has a value for."""
+    return next((run[k] for k in keys if _clean(run.get(k)) is not None), None)
+
+
+def _elapsed(start: Any, end: Any) -> float | None:
+    """Seconds between two ISO timestamps, when both parse."""
+    try:
+        begun, ended = (datetime.fromisoformat(_plain(t).replace("Z", "+00:00"))
+                        for t in (start, end))
+        return (ended - begun).total_seconds()
     except (TypeError, ValueError):
         return None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,8 +69,39 @@ def compile_template(source: str) -> jinja2.Template:
     return environment().from_string(source)
 
 
+_SIMPLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_OTHER = re.compile(r"\{[{%#]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _fast_parts(source: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """Split a template made only of plain `{{ name }}` substitutions; None if it has more.
+
+    Such templates (row keys, file names, most prompts) are rendered without Jinja's
+    per-call context set-up, with the same result: str() of each value, and an
+    UndefinedError for a missing name.
+    """
+    names = _SIMPLE.findall(source)
+    texts = tuple(_SIMPLE.split(source)[::2])
+    if any(_OTHER.search(t) or "}}" in t for t in texts):
+        return None
+    return texts, tuple(names)
+
+
 def render(source: str, context: Mapping[str, Any]) -> str:
     """Render a template; raises jinja2 errors or SecurityLimit."""
+    fast = _fast_parts(source)
+    if fast is not None:
+        texts, names = fast
+        out = [texts[0]]
+        for name, text in zip(names, texts[1:]):
+            try:
+                value = context[name]
+            except KeyError:
+                raise jinja2.UndefinedError(f"'{name}' is undefined") from None
+            out.append(value if isinstance(value, str) else str(value))
+            out.append(text)
+        return "".join(out)
     text = compile_template(source).render(context)
     if len(text) > MAX_OUTPUT:
         raise SecurityLimit(f"rendered text is {len(text):,} characters (limit {MAX_OUTPUT:,})")

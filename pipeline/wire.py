@@ -79,9 +79,9 @@ def build(provider: Provider, endpoint: Endpoint, model: str, params: Mapping[st
         if name not in endpoint.accepts:
             raise ValueError(f"{name!r} is not a field of {endpoint.path}")
         values[endpoint.wire_name(name)] = ops.wire_value(name, value, endpoint.family)
-    if seed is not None:
+    if seed is not None and "seed" in endpoint.accepts:
         values["seed"] = seed
-    if endpoint.op is not ops.Op.DESCRIBE:
+    if "num_images" in endpoint.accepts:
         values["num_images"] = num_images
     if endpoint.family == "legacy" and "model" in endpoint.accepts:
         values["model"] = model

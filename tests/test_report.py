@@ -30,6 +30,11 @@ COLUMNS = [
     "is_image_safe", "description", "status", "error", "cost_usd", "file", "sha256", "width",
     "height", "bytes", "url", "attempts", "latency_s", "started_at", "finished_at",
 ]
+# The manifest's nullable dtypes, so missing values arrive as pd.NA as in a real run.
+DTYPES = {c: "string" for c in COLUMNS} | {
+    c: "Int64" for c in ("schema_version", "row_index", "image_index", "seed", "width",
+                         "height", "bytes", "attempts")
+} | {"cost_usd": "Float64", "latency_s": "Float64", "is_image_safe": "boolean"}
 STEP_COLOURS = {"hero": (79, 70, 229), "variant": (14, 116, 144), "big": (190, 18, 60)}
 RUN = {
     "run_id": "20251121-154103-ab12", "recipe_name": "Spring launch heroes",
@@ -102,8 +107,7 @@ def _manifest(out: Path) -> pd.DataFrame:
         if e["file"]:
             colour = STEP_COLOURS[e["step_id"]]
             _png(out / e["file"], (e["width"] // 4, e["height"] // 4), colour, e["image_id"])
-    frame = pd.DataFrame(entries, columns=COLUMNS)
-    return frame.astype({"seed": "Int64", "is_image_safe": "boolean", "cost_usd": "float64"})
+    return pd.DataFrame(entries, columns=COLUMNS).astype(DTYPES)
 
 
 CLEAN_ROWS = {
@@ -323,6 +327,15 @@ def test_step_summary_and_costs(report: Path) -> None:
     assert "+?" in html  # the entry with an unknown price
 
 
+def test_run_info_from_the_journal_is_understood(out: Path) -> None:
+    run = {k: v for k, v in RUN.items() if k not in ("duration_s", "planned_cost_usd")}
+    run |= {"planned_usd": 2.5, "status": "stopped"}
+    html = write_report(out, _manifest(out), run, ROWS).read_text(encoding="utf-8")
+    assert "of $2.50 planned" in html
+    assert "3 min 12 s" in html  # from started_at and finished_at
+    assert '<span class="badge tone-warn">stopped</span>' in html
+
+
 def test_an_empty_manifest_still_makes_a_page(out: Path) -> None:
     out.mkdir()
     html = write_report(out, pd.DataFrame(columns=COLUMNS), RUN).read_text(encoding="utf-8")
@@ -379,6 +392,7 @@ def test_report_in_chromium(out: Path, report: Path) -> None:
             if box.get_attribute("name") == "status" and box.get_attribute("value") == "ok":
                 box.uncheck()
         assert session.evaluate(visible, ".card:not(.context)") == 3
+        session.screenshot("report-problems.png")
 
         page.get_by_role("button", name="Reset").click()
         # Search by row key hides the other row; by prompt text narrows the cards.

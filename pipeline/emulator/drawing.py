@@ -135,7 +135,10 @@ def encode_png(img: Image.Image, text: dict[str, str]) -> bytes:
     """PNG bytes of `img` with `text` as tEXt chunks; fast, low compression."""
     info = PngInfo()
     for k, v in text.items():
-        info.add_itxt(k, v) if not v.isascii() else info.add_text(k, v)
+        if v.isascii():
+            info.add_text(k, v)
+        else:
+            info.add_itxt(k, v)
     out = io.BytesIO()
     img.save(out, format="PNG", compress_level=1, pnginfo=info)
     return out.getvalue()
