@@ -12,7 +12,7 @@ from pipeline import api
 from pipeline.errors import BudgetExceeded
 from pipeline.manifest import read_manifest
 from pipeline.runner import RunOptions
-from tests.conftest import TEST_KEY
+from conftest import TEST_KEY
 
 CHAIN = """
 version: 1

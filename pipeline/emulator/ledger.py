@@ -1,0 +1,51 @@
+"""The emulator's account book: every API request, what it cost and how it ended."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One API request as the ledger records it."""
+
+    endpoint: str
+    request_sha256: str
+    images: int
+    billed: bool
+    outcome: str
+
+
+class Ledger:
+    """Thread-safe counts of requests, billed images and rejections, plus every entry."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests = 0
+        self._billed: dict[str, int] = {}
+        self._rejected: dict[str, int] = {}
+        self._entries: list[Entry] = []
+
+    def record(self, entry: Entry) -> None:
+        """Add one request; billed ones count their images, others count their reason."""
+        with self._lock:
+            self._requests += 1
+            self._entries.append(entry)
+            if entry.billed:
+                self._billed[entry.endpoint] = self._billed.get(entry.endpoint, 0) + entry.images
+            elif entry.outcome != "ok":
+                self._rejected[entry.outcome] = self._rejected.get(entry.outcome, 0) + 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """The ledger as JSON-ready data (the body of GET /_ledger)."""
+        with self._lock:
+            return {
+                "requests": self._requests,
+                "billed_images": copy.copy(self._billed),
+                "billed_total": sum(self._billed.values()),
+                "rejected": copy.copy(self._rejected),
+                "entries": [asdict(e) for e in self._entries],
+            }
