@@ -1,0 +1,88 @@
+"""kill -9 at random moments, resume each time; nothing paid for is lost or paid twice."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pipeline.journal import file_sha256
+from pipeline.manifest import read_manifest
+
+RECIPE = """
+version: 1
+name: crash
+provider: ideogram
+rows:
+  csv: rows.csv
+  key: "{{ sku }}"
+seed: derive
+defaults: {model: V_3, rendering_speed: TURBO, magic_prompt: "OFF"}
+steps:
+  - id: hero
+    op: generate
+    prompt: "{{ product }} poster"
+    aspect_ratio: 1x1
+    num_images: 2
+  - id: remixed
+    op: remix
+    input: hero
+    prompt: "{{ product }} as a linocut"
+output:
+  dir: out
+"""
+
+
+def kill_loop(emulator, folder: Path, rows: int, kills: int, rng: random.Random) -> dict:
+    (folder / "rows.csv").write_text("sku,product\n" + "".join(
+        f"S{i:04d},thing {i}\n" for i in range(rows)))
+    recipe = folder / "crash.yaml"
+    recipe.write_text(RECIPE)
+    cmd = [sys.executable, "-m", "pipeline", "run", str(recipe), "--yes", "--quiet",
+           "--base-url", emulator.base_url, "--concurrency", "6"]
+    env = {**os.environ, "IDEOGRAM_API_KEY": "crash-key"}
+    killed = 0
+    for _ in range(kills):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 1.6))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait()
+    final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    return {"killed": killed, "final": final, "out": folder / "out"}
+
+
+@pytest.mark.slow
+def test_kill_loop_keeps_every_paid_image(emulator, tmp_path: Path):
+    emulator.configure(latency_ms=120)
+    outcome = kill_loop(emulator, tmp_path, rows=15, kills=12, rng=random.Random(11))
+    out = outcome["out"]
+    frame = read_manifest(out / "manifest.csv")
+    assert len(frame) == 60  # 15 rows x (2 hero + 2 remix)
+    statuses = Counter(frame["status"])
+    # every planned image is on disk and intact, or honestly in_doubt (or below one)
+    assert set(statuses) <= {"ok", "cached", "in_doubt", "skipped_parent"}, statuses
+    for row in frame[frame["status"].isin(["ok", "cached"])].itertuples():
+        assert file_sha256(out / row.file) == row.sha256
+    # no request billed twice, except the in_doubt ones
+    ledger = emulator.ledger()
+    billed = Counter(e["request_sha256"] for e in ledger["entries"] if e["billed"])
+    doubled = sum(n - 1 for n in billed.values() if n > 1)
+    assert doubled == 0
+    in_doubt = statuses.get("in_doubt", 0)
+    assert ledger["billed_total"] <= 60 + in_doubt
+    ok = statuses.get("ok", 0) + statuses.get("cached", 0)
+    assert ledger["billed_total"] >= ok
+    # no partial file sits at a final path, and no temp file was left behind for long
+    for p in out.rglob("*.png"):
+        assert file_sha256(p) in set(frame["sha256"].dropna()), p
+    print(f"\nkill loop: {outcome['killed']} kills, {ok} ok, {in_doubt} in_doubt, "
+          f"{ledger['billed_total']} billed, {doubled} billed twice")
