@@ -147,8 +147,9 @@ class Client:
         try:
             if req.json is not None:
                 return self.http.post(req.url, json=req.json, headers=headers, timeout=timeout)
-            return self.http.post(req.url, data=req.fields, files=req.files or None,
-                                  headers=headers, timeout=timeout)
+            # Text fields go as parts too, so the body is multipart even without a file.
+            parts = [(name, (None, value)) for name, value in req.fields] + list(req.files)
+            return self.http.post(req.url, files=parts, headers=headers, timeout=timeout)
         except (requests.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
             raise ConnectFailed(self.redact(f"could not connect: {exc}")) from exc
         except requests.ConnectionError as exc:

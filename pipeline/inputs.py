@@ -6,6 +6,7 @@ import functools
 import hashlib
 import ipaddress
 import socket
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ from urllib.parse import urlsplit
 from PIL import Image, UnidentifiedImageError
 
 MAX_INPUT_BYTES = 10 * 1024 * 1024  # the stricter of Ideogram's 25 MB and the proxies' 10 MB
+MAX_INPUT_PIXELS = 25_000_000  # e.g. 5000 x 5000; far above what the API takes, far below a bomb
 FORMATS = ("PNG", "JPEG", "WEBP")
 
 
@@ -51,14 +53,21 @@ def inspect_file(path: str) -> ImageInfo:
         raise BadImage(f"{path} is {size:,} bytes; input images are limited to {MAX_INPUT_BYTES:,}")
     data = p.read_bytes()
     try:
-        with Image.open(p, formats=FORMATS) as im:
-            im.load()
-            bw = _is_black_and_white(im)
-            return ImageInfo(hashlib.sha256(data).hexdigest(), im.width, im.height,
-                             im.format or "", bw)
-    except Image.DecompressionBombError as exc:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p, formats=FORMATS) as im:
+                if im.width * im.height > MAX_INPUT_PIXELS:
+                    raise BadImage(f"{path} says it is {im.width}x{im.height} pixels; input "
+                                   f"images are limited to {MAX_INPUT_PIXELS:,} pixels "
+                                   "(a decompression bomb?)")
+                im.load()
+                bw = _is_black_and_white(im)
+                return ImageInfo(hashlib.sha256(data).hexdigest(), im.width, im.height,
+                                 im.format or "", bw)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BadImage(f"{path}: refused as a decompression bomb ({exc})") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise BadImage(f"{path} is not a PNG, JPEG or WebP image") from exc
 
 
@@ -105,14 +114,18 @@ def check_url(url: str, allow_private: bool = False, resolve: bool = False) -> N
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        if host == "localhost":
+        numeric = _legacy_ipv4(host)
+        if numeric is not None:
+            addresses = [numeric]
+        elif host == "localhost":
             return
-        if not resolve:
+        elif not resolve:
             return
-        try:
-            addresses = [info[4][0] for info in socket.getaddrinfo(host, None)]
-        except OSError as exc:
-            raise BadImage(f"{url[:80]!r}: cannot resolve {host}") from exc
+        else:
+            try:
+                addresses = [info[4][0] for info in socket.getaddrinfo(host, None)]
+            except OSError as exc:
+                raise BadImage(f"{url[:80]!r}: cannot resolve {host}") from exc
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
         if ip.is_loopback:
@@ -121,3 +134,13 @@ def check_url(url: str, allow_private: bool = False, resolve: bool = False) -> N
                 or ip.is_unspecified:
             raise BadImage(f"{url[:80]!r}: {host} is a private or link-local address "
                            "(set allow_private_urls: true to allow it)")
+
+
+def _legacy_ipv4(host: str) -> str | None:
+    """'167772165', '0x0a000005', '10.1' or '012.0.0.5': forms the resolver reads as IPv4."""
+    if not all(c in "0123456789abcdefx." for c in host.lower()) or not host[:1].isdigit():
+        return None
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return None

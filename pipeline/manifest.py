@@ -145,16 +145,25 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     elif path.suffix == ".jsonl":
         frame = pd.read_json(path, lines=True, dtype=False)
     else:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""])
         for col in frame.columns:
-            if frame[col].dtype == object:
+            if COLUMNS.get(col) == "string":
                 frame[col] = frame[col].map(_restore, na_action="ignore")
+    return _typed(frame)
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     for col, dtype in COLUMNS.items():
-        if col in frame.columns:
-            if dtype == "boolean" and frame[col].dtype == object:
-                frame[col] = frame[col].map({"True": True, "False": False, True: True,
-                                             False: False}, na_action="ignore")
-            frame[col] = frame[col].astype(dtype)
+        if col not in frame.columns:
+            continue
+        values = frame[col]
+        if dtype == "boolean":
+            values = values.map(lambda v: v if isinstance(v, bool) else
+                                {"true": True, "false": False}.get(str(v).lower()),
+                                na_action="ignore")
+        elif dtype in ("Int64", "Float64"):
+            values = pd.to_numeric(values, errors="coerce")
+        frame[col] = values.astype(dtype)
     return frame
 
 

@@ -116,32 +116,34 @@ def schema_problems(doc: yamlsource.Located) -> list[Problem]:
     validator = jsonschema.Draft202012Validator(recipe_schema())
     problems = []
     for err in validator.iter_errors(doc.data):
-        problems.append(_explain(doc, err))
+        problems.extend(_explain(doc, err))
     problems.sort(key=lambda p: (p.line or 0, p.column or 0))
     return problems
 
 
-def _explain(doc: yamlsource.Located, err: jsonschema.ValidationError) -> Problem:
+def _explain(doc: yamlsource.Located, err: jsonschema.ValidationError) -> list[Problem]:
     path = tuple(err.absolute_path)
     if err.validator == "additionalProperties":
         allowed = list(err.schema.get("properties", {}))
         extra = [k for k in err.instance if k not in allowed]
-        key = extra[0] if extra else None
-        close = difflib.get_close_matches(str(key), allowed, n=1) if key is not None else []
-        hint = f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(allowed)}"
-        return doc.problem((*path, key) if key is not None else path,
-                           f"unknown field {key!r}", hint)
+        out = []
+        for key in extra:  # every unknown field, not just the first
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(allowed)}"
+            out.append(doc.problem((*path, key), f"unknown field {key!r}", hint))
+        return out or [doc.problem(path, err.message)]
     if err.validator == "enum":
         close = difflib.get_close_matches(str(err.instance), [str(v) for v in err.validator_value], n=1)
         hint = f"did you mean {close[0]!r}?" if close else \
             "expected one of " + ", ".join(map(str, err.validator_value))
         what = "op" if path and path[-1] == "op" else "value"
-        return doc.problem(path, f"unknown {what} {err.instance!r}", hint)
+        return [doc.problem(path, f"unknown {what} {err.instance!r}", hint)]
     if err.validator in ("anyOf", "oneOf") and err.context:
-        best = jsonschema.exceptions.best_match(err.context)
+        # Prefer what went wrong in a branch of the right type: for `num_images: 9`,
+        # "9 is greater than the maximum of 8", not "9 is not of type 'string'".
+        relevant = [e for e in err.context if e.validator != "type"] or list(err.context)
+        best = jsonschema.exceptions.best_match(relevant)
         if best.validator == "enum":
             return _explain(doc, best)
-        return doc.problem(path, f"{err.instance!r} is not valid here: {best.message}")
-    if err.validator == "required":
-        return doc.problem(path, err.message)
-    return doc.problem(path, err.message)
+        return [doc.problem(path, f"{err.instance!r} is not valid here: {best.message}")]
+    return [doc.problem(path, err.message)]

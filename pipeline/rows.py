@@ -1,19 +1,24 @@
-"""Row sources: CSV, JSON Lines, or an inline list in the recipe, each row with its line."""
+"""Row sources: CSV, JSON Lines, or an inline list in the recipe, each row with its line.
+
+Files are read line by line with a cap on each line, so a hostile file (a 50 MB cell,
+a NUL byte, JSON nested a million deep) is refused with its line number instead of
+filling memory or crashing.
+"""
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .errors import Problem, RowError
 
-MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_FILE_BYTES = 128 * 1024 * 1024
 MAX_CELL = 1024 * 1024  # characters in one CSV cell
+MAX_LINE = 4 * MAX_CELL  # characters in one physical line of a CSV or JSON Lines file
 
 
 @dataclass(frozen=True)
@@ -26,8 +31,8 @@ class Row:
     line: int | None = None
 
     def where(self, column: str | None = None) -> str:
-        """'data.csv:12 (column product)' for messages."""
-        text = self.source + (f":{self.line}" if self.line else "")
+        """'data.csv:12 (column product)' for messages; 'recipe.yaml (row 3)' without a line."""
+        text = self.source + (f":{self.line}" if self.line else f" (row {self.index + 1})")
         return text + (f" (column {column})" if column else "")
 
 
@@ -41,18 +46,49 @@ def read_rows(spec: Any, base_dir: Path, recipe_file: str) -> list[Row]:
     path = (base_dir / spec[kind]).resolve()
     shown = str(spec[kind])
     if not path.is_file():
-        raise RowError([Problem(f"{kind} file not found: {path}", file=recipe_file, path=f"rows.{kind}")])
+        why = "is not a regular file" if path.exists() else "not found"
+        raise RowError([Problem(f"{kind} file {why}: {path}", file=recipe_file, path=f"rows.{kind}")])
     if path.stat().st_size > MAX_FILE_BYTES:
         raise RowError([Problem(f"file is larger than {MAX_FILE_BYTES >> 20} MiB", file=shown)])
-    raw = path.read_bytes()
+    lines = _Lines(shown)
     try:
-        text = raw.decode("utf-8-sig")
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            if kind == "csv":
+                return _csv(lines, f, shown, spec.get("delimiter", ","))
+            return _jsonl(lines.read(f), shown)
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise RowError([Problem(f"not valid UTF-8 (byte {exc.start})", file=shown, line=line)]) from exc
-    if kind == "csv":
-        return _csv(text, shown, spec.get("delimiter", ","))
-    return _jsonl(text, shown)
+        raise RowError([Problem("not valid UTF-8", file=shown, line=lines.count + 1)]) from exc
+    except _Refused as exc:
+        raise RowError([exc.problem]) from exc
+
+
+class _Refused(Exception):
+    def __init__(self, problem: Problem):
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+class _Lines:
+    """Physical lines of a text file, each capped at MAX_LINE characters, NUL refused."""
+
+    def __init__(self, shown: str):
+        self.shown = shown
+        self.count = 0
+
+    def read(self, f: IO[str]) -> Iterator[str]:
+        while True:
+            line = f.readline(MAX_LINE + 1)
+            if not line:
+                return
+            self.count += 1
+            if len(line) > MAX_LINE:
+                raise _Refused(Problem(f"line is longer than {MAX_LINE:,} characters",
+                                       file=self.shown, line=self.count,
+                                       hint=f"cells are limited to {MAX_CELL:,} characters"))
+            if "\x00" in line:
+                raise _Refused(Problem("contains a NUL byte", file=self.shown, line=self.count,
+                                       hint="is it a binary file, or UTF-16?"))
+            yield line
 
 
 def _inline(items: list[Any], recipe_file: str) -> list[Row]:
@@ -63,28 +99,28 @@ def _inline(items: list[Any], recipe_file: str) -> list[Row]:
     ]
     if problems:
         raise RowError(problems)
-    return [Row(i, dict(item), recipe_file) for i, item in enumerate(items)]
+    return [Row(i, dict(item), recipe_file, getattr(item, "line", None))
+            for i, item in enumerate(items)]
 
 
-def _records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+def _records(lines: Iterator[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     start = 1
     for record in reader:
         yield start, record
         start = reader.line_num + 1
 
 
-def _csv(text: str, shown: str, delimiter: str) -> list[Row]:
-    if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        raise RowError([Problem("contains a NUL byte", file=shown, line=line)])
+def _csv(lines: _Lines, f: IO[str], shown: str, delimiter: str) -> list[Row]:
+    if delimiter in ('"', "\r", "\n"):
+        raise RowError([Problem(f"delimiter {delimiter!r} cannot be a quote or a line break",
+                                file=shown)])
     problems: list[Problem] = []
     rows: list[Row] = []
+    header: list[str] | None = None
     old_limit = csv.field_size_limit(MAX_CELL)
     try:
-        records = _records(text, delimiter)
-        header: list[str] | None = None
-        for line, record in records:
+        for line, record in _records(lines.read(f), delimiter):
             if header is None:
                 header = [h.strip() for h in record]
                 problems += _header_problems(header, shown)
@@ -97,7 +133,7 @@ def _csv(text: str, shown: str, delimiter: str) -> list[Row]:
                 continue
             rows.append(Row(len(rows), dict(zip(header, record)), shown, line))
     except csv.Error as exc:
-        problems.append(Problem(f"unreadable CSV: {exc}", file=shown,
+        problems.append(Problem(f"unreadable CSV: {exc}", file=shown, line=lines.count,
                                 hint=f"cells are limited to {MAX_CELL:,} characters"
                                 if "field larger" in str(exc) else None))
     finally:
@@ -121,10 +157,10 @@ def _header_problems(header: list[str], shown: str) -> list[Problem]:
     return problems
 
 
-def _jsonl(text: str, shown: str) -> list[Row]:
+def _jsonl(lines: Iterator[str], shown: str) -> list[Row]:
     problems: list[Problem] = []
     rows: list[Row] = []
-    for line, raw in enumerate(text.splitlines(), 1):
+    for line, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
         try:
@@ -132,6 +168,12 @@ def _jsonl(text: str, shown: str) -> list[Row]:
         except json.JSONDecodeError as exc:
             problems.append(Problem(f"invalid JSON: {exc.msg}", file=shown, line=line,
                                     column=exc.colno))
+            continue
+        except RecursionError:
+            problems.append(Problem("invalid JSON: nested too deeply", file=shown, line=line))
+            continue
+        except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+            problems.append(Problem(f"invalid JSON: {exc}", file=shown, line=line))
             continue
         if not isinstance(value, dict):
             problems.append(Problem("each line must be a JSON object", file=shown, line=line))

@@ -2,7 +2,11 @@
 
 The document is composed into nodes by PyYAML's safe loader and built into plain
 Python here, so that only standard tags are accepted, aliases cannot expand into a
-bomb, duplicate keys are caught, and each value's position is kept for messages.
+bomb or refer to themselves, nesting stays shallow, duplicate keys are caught, and
+each value's position is kept for messages.
+
+Two YAML 1.1 surprises are undone: an unquoted `16:9` is the text "16:9", not the
+base-60 number 969, and an integer too long to convert is an error, not a crash.
 """
 
 from __future__ import annotations
@@ -17,11 +21,19 @@ from .errors import Problem, RecipeError
 
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 200_000
+MAX_DEPTH = 64
 
 Path_ = tuple[Any, ...]
 
 _STANDARD = "tag:yaml.org,2002:"
 _SCALARS = {f"{_STANDARD}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
+_NUMBERS = {f"{_STANDARD}int", f"{_STANDARD}float"}
+
+
+class LineDict(dict):  # type: ignore[type-arg]
+    """A mapping from the document that remembers the line it starts on (for row messages)."""
+
+    line: int | None = None
 
 
 @dataclass
@@ -61,16 +73,25 @@ def load(path: Path, shown: str | None = None) -> Located:
     """Read and parse a YAML file; raises RecipeError with a located message."""
     shown = shown or str(path)
     try:
+        if not path.is_file():
+            what = "a folder" if path.is_dir() else "not a regular file"
+            raise RecipeError([Problem(f"cannot read: {what}" if path.exists() else
+                                       "cannot read: no such file", file=shown)])
         size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise RecipeError([Problem(f"file is {size:,} bytes; recipes are limited to "
+                                       f"{MAX_BYTES:,}", file=shown)])
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)  # the file may grow between stat() and read()
     except OSError as exc:
         raise RecipeError([Problem(f"cannot read: {exc.strerror}", file=shown)]) from exc
-    if size > MAX_BYTES:
-        raise RecipeError([Problem(f"file is {size:,} bytes; recipes are limited to {MAX_BYTES:,}",
-                                   file=shown)])
+    if len(raw) > MAX_BYTES:
+        raise RecipeError([Problem(f"file is larger than {MAX_BYTES:,} bytes", file=shown)])
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise RecipeError([Problem("not valid UTF-8", file=shown)]) from exc
+        line = raw[: exc.start].count(b"\n") + 1
+        raise RecipeError([Problem("not valid UTF-8", file=shown, line=line)]) from exc
     return loads(text, shown)
 
 
@@ -86,6 +107,8 @@ def loads(text: str, shown: str) -> Located:
                                    column=mark.column + 1 if mark else None)]) from exc
     except yaml.YAMLError as exc:
         raise RecipeError([Problem(f"invalid YAML: {exc}", file=shown)]) from exc
+    except RecursionError as exc:
+        raise RecipeError([Problem("invalid YAML: nested too deeply", file=shown)]) from exc
     finally:
         loader.dispose()
     doc = Located(None, shown)
@@ -101,6 +124,7 @@ class _Builder:
         self.doc = doc
         self.count = 0
         self.constructor = yaml.SafeLoader("")
+        self.open: set[int] = set()  # ids of the nodes being built: an alias to one is a loop
 
     def fail(self, node: yaml.Node, message: str) -> RecipeError:
         return RecipeError([Problem(message, file=self.doc.file, line=node.start_mark.line + 1,
@@ -111,21 +135,38 @@ class _Builder:
         if self.count > MAX_NODES:
             raise self.fail(node, f"document expands to more than {MAX_NODES:,} values "
                                   "(an alias bomb?)")
+        if len(path) > MAX_DEPTH:
+            raise self.fail(node, f"nested more than {MAX_DEPTH} levels deep")
         self.doc.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if isinstance(node, yaml.ScalarNode):
-            if node.tag not in _SCALARS:
-                raise self.fail(node, f"tag {node.tag!r} is not allowed; only plain YAML values")
-            return self.constructor.construct_object(node, deep=True)
-        if isinstance(node, yaml.SequenceNode):
-            if node.tag != f"{_STANDARD}seq":
+            return self.scalar(node)
+        if id(node) in self.open:
+            raise self.fail(node, "an alias refers to the value that contains it")
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                if node.tag != f"{_STANDARD}seq":
+                    raise self.fail(node, f"tag {node.tag!r} is not allowed")
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            if node.tag != f"{_STANDARD}map":
                 raise self.fail(node, f"tag {node.tag!r} is not allowed")
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        if node.tag != f"{_STANDARD}map":
-            raise self.fail(node, f"tag {node.tag!r} is not allowed")
-        return self.mapping(node, path)
+            return self.mapping(node, path)
+        finally:
+            self.open.discard(id(node))
+
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        if node.tag not in _SCALARS:
+            raise self.fail(node, f"tag {node.tag!r} is not allowed; only plain YAML values")
+        if node.style is None and node.tag in _NUMBERS and ":" in node.value:
+            return node.value  # YAML 1.1 base 60: 16:9 would be 969
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+            raise self.fail(node, f"unreadable value: {exc}") from exc
 
     def mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
-        out: dict[Any, Any] = {}
+        out = LineDict()
+        out.line = node.start_mark.line + 1
         merged: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == f"{_STANDARD}merge":

@@ -51,8 +51,9 @@ def chain(extra: str = "", **subs: str) -> str:
 
 
 def options(emulator, **kw) -> RunOptions:
+    kw.setdefault("quiet", True)
     return RunOptions(base_url=emulator.base_url, environ={"IDEOGRAM_API_KEY": TEST_KEY},
-                      yes=True, quiet=True, **kw)
+                      yes=True, **kw)
 
 
 def billed(emulator) -> int:

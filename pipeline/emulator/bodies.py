@@ -69,8 +69,12 @@ def request_sha256(path: str, instance: Mapping[str, Any], files: Mapping[str, l
     for name, parts in files.items():
         digests = ["sha256:" + hashlib.sha256(p).hexdigest() for p in parts]
         value[name] = digests if isinstance(value.get(name), list) else digests[-1]
-    canonical = json.dumps({"endpoint": path, "request": value}, sort_keys=True,
-                           separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(
+        {"endpoint": path, "request": value},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -90,8 +94,9 @@ def _binary_fields(schema: Mapping[str, Any]) -> dict[str, bool]:
     return out
 
 
-def parse(endpoint: Endpoint, flavor: Flavor, content_type: str, body: bytes,
-          fetch: Fetch) -> ApiRequest:
+def parse(
+    endpoint: Endpoint, flavor: Flavor, content_type: str, body: bytes, fetch: Fetch
+) -> ApiRequest:
     """Parse and validate a request body, or raise a 400 / 413 Reject."""
     media = content_type.split(";", 1)[0].strip().lower()
     allowed = spec.content_types(endpoint.path)
@@ -102,22 +107,31 @@ def parse(endpoint: Endpoint, flavor: Flavor, content_type: str, body: bytes,
         schema = spec.request_schema(endpoint.path, JSON if JSON in allowed else MULTIPART)
         instance, files = _from_json(schema, body, flavor, fetch)
     else:
-        raise Reject(400, f"unsupported content type {media or '(none)'!r}: "
-                          f"{endpoint.path} takes {' or '.join(allowed)}", reason="invalid")
+        raise Reject(
+            400,
+            f"unsupported content type {media or '(none)'!r}: "
+            f"{endpoint.path} takes {' or '.join(allowed)}",
+            reason="invalid",
+        )
     for name, parts in files.items():
         for part in parts:
             if len(part) > MAX_FILE_BYTES:
-                raise Reject(413, f"{name}: file of {len(part)} bytes is over the 10 MB limit",
-                             reason="too_large")
+                raise Reject(
+                    413,
+                    f"{name}: file of {len(part)} bytes is over the 10 MB limit",
+                    reason="too_large",
+                )
     problems = spec.validate(instance, schema)
     if problems:
-        raise Reject(400, f"request does not match the {endpoint.path} schema", problems,
-                     reason="invalid")
+        raise Reject(
+            400, f"request does not match the {endpoint.path} schema", problems, reason="invalid"
+        )
     return ApiRequest(endpoint, instance, files)
 
 
-def _from_multipart(schema: Mapping[str, Any], content_type: str,
-                    body: bytes) -> tuple[dict[str, Any], dict[str, list[bytes]]]:
+def _from_multipart(
+    schema: Mapping[str, Any], content_type: str, body: bytes
+) -> tuple[dict[str, Any], dict[str, list[bytes]]]:
     head = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n"
     msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
     if not msg.is_multipart():
@@ -143,8 +157,9 @@ def _from_multipart(schema: Mapping[str, Any], content_type: str,
     return spec.form_to_instance(schema, fields, files), files
 
 
-def _from_json(schema: Mapping[str, Any], body: bytes, flavor: Flavor,
-               fetch: Fetch) -> tuple[dict[str, Any], dict[str, list[bytes]]]:
+def _from_json(
+    schema: Mapping[str, Any], body: bytes, flavor: Flavor, fetch: Fetch
+) -> tuple[dict[str, Any], dict[str, list[bytes]]]:
     try:
         instance = json.loads(body or b"null")
     except ValueError as exc:
@@ -156,8 +171,9 @@ def _from_json(schema: Mapping[str, Any], body: bytes, flavor: Flavor,
         if name not in instance:
             continue
         if not flavor.json_images:
-            raise Reject(400, f"{name}: files must be sent as multipart/form-data parts",
-                         reason="invalid")
+            raise Reject(
+                400, f"{name}: files must be sent as multipart/form-data parts", reason="invalid"
+            )
         value = instance[name]
         refs = value if is_array and isinstance(value, list) else [value]
         if not all(isinstance(r, str) for r in refs):
@@ -179,5 +195,6 @@ def image_ref(name: str, ref: str, fetch: Fetch) -> bytes:
     try:
         return base64.b64decode("".join(data.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise Reject(400, f"{name}: neither an http(s) URL nor valid base64",
-                     reason="invalid") from exc
+        raise Reject(
+            400, f"{name}: neither an http(s) URL nor valid base64", reason="invalid"
+        ) from exc

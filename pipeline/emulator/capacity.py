@@ -36,11 +36,15 @@ class Capacity:
         """Take `images` places and reserve their credit, or raise a 402 / 429 Reject."""
         with self._lock:
             if self._credit is not None and images > self._credit:
-                raise Reject(402, f"insufficient credit: {images} images asked, "
-                                  f"{self._credit} left", reason="credit")
+                raise Reject(
+                    402,
+                    f"insufficient credit: {images} images asked, {self._credit} left",
+                    reason="credit",
+                )
             if self._in_flight + images > limit:
-                raise Reject(429, "inflight_limit", reason="inflight_limit",
-                             headers={"Retry-After": "1"})
+                raise Reject(
+                    429, "inflight_limit", reason="inflight_limit", headers={"Retry-After": "1"}
+                )
             self._in_flight += images
             if self._credit is not None:
                 self._credit -= images

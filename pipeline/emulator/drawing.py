@@ -20,10 +20,18 @@ from PIL.PngImagePlugin import PngInfo
 Size = tuple[int, int]
 
 _NAMED_COLOURS = {
-    "black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128),
-    "red": (200, 40, 40), "orange": (235, 140, 30), "yellow": (235, 220, 60),
-    "green": (50, 160, 70), "teal": (30, 150, 150), "blue": (40, 80, 200),
-    "purple": (130, 60, 170), "pink": (235, 130, 180), "brown": (120, 80, 40),
+    "black": (0, 0, 0),
+    "white": (255, 255, 255),
+    "grey": (128, 128, 128),
+    "red": (200, 40, 40),
+    "orange": (235, 140, 30),
+    "yellow": (235, 220, 60),
+    "green": (50, 160, 70),
+    "teal": (30, 150, 150),
+    "blue": (40, 80, 200),
+    "purple": (130, 60, 170),
+    "pink": (235, 130, 180),
+    "brown": (120, 80, 40),
 }
 
 
@@ -52,8 +60,11 @@ def picture(key: str, prompt: str, size: Size) -> Image.Image:
     horizon = int(h * (0.35 + 0.4 * layout.random()))
     draw.rectangle((0, horizon, w, h), fill=_hsv(hue + 0.5, 0.5, 0.55 + 0.3 * palette.random()))
     for _ in range(3 + layout.randrange(4)):
-        colour = _hsv(hue + layout.uniform(-0.25, 0.25) + layout.choice((0.0, 0.33, 0.66)),
-                      0.5 + 0.5 * layout.random(), 0.4 + 0.6 * layout.random())
+        colour = _hsv(
+            hue + layout.uniform(-0.25, 0.25) + layout.choice((0.0, 0.33, 0.66)),
+            0.5 + 0.5 * layout.random(),
+            0.4 + 0.6 * layout.random(),
+        )
         cx, cy = layout.uniform(0, w), layout.uniform(0, h)
         r = layout.uniform(0.08, 0.3) * min(w, h)
         kind = layout.randrange(3)
@@ -114,20 +125,24 @@ def edit(key: str, prompt: str, size: Size, source: Image.Image, mask: Image.Ima
 def inset(key: str, prompt: str, size: Size, source: Image.Image, share: float) -> Image.Image:
     """A new picture with `source` pasted in its centre, scaled to `share` of the canvas."""
     canvas = picture(key, prompt, size)
-    thumb = ImageOps.contain(source.convert("RGB"),
-                             (max(1, int(size[0] * share)), max(1, int(size[1] * share))))
+    thumb = ImageOps.contain(
+        source.convert("RGB"), (max(1, int(size[0] * share)), max(1, int(size[1] * share)))
+    )
     canvas.paste(thumb, ((size[0] - thumb.width) // 2, (size[1] - thumb.height) // 2))
     return canvas
 
 
 def upscale(key: str, source: Image.Image) -> Image.Image:
     """`source` at exactly twice its size, with a small seed-coloured mark in one corner."""
-    big = source.convert("RGB").resize((source.width * 2, source.height * 2),
-                                       Image.Resampling.BILINEAR)
+    big = source.convert("RGB").resize(
+        (source.width * 2, source.height * 2), Image.Resampling.BILINEAR
+    )
     layout = _rng("upscale", key)
     side = max(1, min(big.size) // 16)
-    ImageDraw.Draw(big).rectangle((big.width - side, big.height - side, big.width, big.height),
-                                  fill=_hsv(layout.random(), 0.9, 0.9))
+    ImageDraw.Draw(big).rectangle(
+        (big.width - side, big.height - side, big.width, big.height),
+        fill=_hsv(layout.random(), 0.9, 0.9),
+    )
     return big
 
 
@@ -155,8 +170,14 @@ def describe(img: Image.Image) -> str:
     prompt = embedded_prompt(img)
     if prompt:
         return f"An image of {prompt}"
-    avg = img.convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
-    name = min(_NAMED_COLOURS, key=lambda n: sum(
-        (a - b) ** 2 for a, b in zip(_NAMED_COLOURS[n], avg)))  # type: ignore[arg-type]
-    tone = "dark" if sum(avg) < 200 else "light" if sum(avg) > 560 else "mid"  # type: ignore[arg-type]
+    r, g, b = img.convert("RGB").resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))  # type: ignore[misc]
+    name = min(
+        _NAMED_COLOURS,
+        key=lambda n: (
+            (_NAMED_COLOURS[n][0] - r) ** 2
+            + (_NAMED_COLOURS[n][1] - g) ** 2
+            + (_NAMED_COLOURS[n][2] - b) ** 2
+        ),
+    )
+    tone = "dark" if r + g + b < 200 else "light" if r + g + b > 560 else "mid"
     return f"A {img.width}x{img.height} picture in mostly {tone} {name} tones"

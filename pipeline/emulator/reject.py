@@ -9,8 +9,14 @@ from typing import Any
 class Reject(Exception):
     """Stop handling a request and answer `status` with {"error": ..., "details": [...]}."""
 
-    def __init__(self, status: int, error: str, details: Sequence[str] = (),
-                 reason: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        details: Sequence[str] = (),
+        reason: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(f"{status} {error}")
         self.status = status
         self.error = error

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from PIL import Image
@@ -28,19 +28,35 @@ from .rules import Images
 SEED_LIMIT = 2**31  # seeds are in [0, 2**31 - 1]
 UNSAFE_MARK = "[unsafe]"
 REJECT_MARK = "[reject]"
-NOT_IN_KEY = {"prompt", "seed", "num_images", "magic_prompt", "magic_prompt_option",
-              "magic_prompt_version", "aspect_ratio", "resolution"}
+NOT_IN_KEY = {
+    "prompt",
+    "seed",
+    "num_images",
+    "magic_prompt",
+    "magic_prompt_option",
+    "magic_prompt_version",
+    "aspect_ratio",
+    "resolution",
+}
 
 # Magic Prompt appends two of these, chosen at random, so its output varies between calls.
 EMBELLISHMENTS = (
-    "bathed in soft golden-hour light", "rendered with crisp fine detail",
-    "in a vivid saturated palette", "with a shallow depth of field",
-    "framed by a clean minimal composition", "under dramatic cinematic lighting",
-    "with gentle pastel tones", "seen from a low wide angle",
-    "with subtle film grain", "against a softly blurred background",
-    "in high contrast", "with delicate rim lighting",
-    "in a calm symmetrical layout", "with rich textured surfaces",
-    "glowing with warm ambient light", "in crisp morning air",
+    "bathed in soft golden-hour light",
+    "rendered with crisp fine detail",
+    "in a vivid saturated palette",
+    "with a shallow depth of field",
+    "framed by a clean minimal composition",
+    "under dramatic cinematic lighting",
+    "with gentle pastel tones",
+    "seen from a low wide angle",
+    "with subtle film grain",
+    "against a softly blurred background",
+    "in high contrast",
+    "with delicate rim lighting",
+    "in a calm symmetrical layout",
+    "with rich textured surfaces",
+    "glowing with warm ambient light",
+    "in crisp morning air",
 )
 
 
@@ -130,11 +146,23 @@ def image_key(req: ApiRequest, prompt: str, seed: int, size: sizes.Size, scale: 
         params["style_type"] = style
     for name in NOT_IN_KEY:
         params.pop(name, None)
-    inputs = {name: [hashlib.sha256(p).hexdigest() for p in parts]
-              for name, parts in req.files.items()}
-    return json.dumps({"endpoint": req.endpoint.path, "prompt": prompt, "seed": seed,
-                       "params": params, "size": size, "scale": scale, "inputs": inputs},
-                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    inputs = {
+        name: [hashlib.sha256(p).hexdigest() for p in parts] for name, parts in req.files.items()
+    }
+    return json.dumps(
+        {
+            "endpoint": req.endpoint.path,
+            "prompt": prompt,
+            "seed": seed,
+            "params": params,
+            "size": size,
+            "scale": scale,
+            "inputs": inputs,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
 
 
 def run(req: ApiRequest, images: Images, rng: random.Random, scale: float) -> list[Result]:
@@ -151,15 +179,23 @@ def run(req: ApiRequest, images: Images, rng: random.Random, scale: float) -> li
         if seed not in made:
             made[seed] = None if unsafe else _draw(req, images, prompt, seed, size, scale)
         if req.endpoint.op == "upscale":
-            out.append(Result(made[seed], prompt, seed, sizes.text(size),
-                              sizes.text((size[0] * 2, size[1] * 2))))
+            out.append(
+                Result(
+                    made[seed],
+                    prompt,
+                    seed,
+                    sizes.text(size),
+                    sizes.text((size[0] * 2, size[1] * 2)),
+                )
+            )
         else:
             out.append(Result(made[seed], prompt, seed, sizes.text(size)))
     return out
 
 
-def _draw(req: ApiRequest, images: Images, prompt: str, seed: int, size: sizes.Size,
-          scale: float) -> bytes:
+def _draw(
+    req: ApiRequest, images: Images, prompt: str, seed: int, size: sizes.Size, scale: float
+) -> bytes:
     key = image_key(req, prompt, seed, size, scale)
     op, source = req.endpoint.op, source_image(req, images)
     px = sizes.scaled(size, scale)
@@ -181,18 +217,24 @@ def _draw(req: ApiRequest, images: Images, prompt: str, seed: int, size: sizes.S
 
 def now_iso() -> str:
     """The current UTC time as ISO-8601, as the API writes `created`."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
 
 
-def response_body(req: ApiRequest, results: Sequence[Result],
-                  urls: Sequence[str | None]) -> dict[str, Any]:
+def response_body(
+    req: ApiRequest, results: Sequence[Result], urls: Sequence[str | None]
+) -> dict[str, Any]:
     """The spec-shaped JSON answer for a request's results."""
     style = style_type(req)
     data = []
-    for result, url in zip(results, urls):
-        item: dict[str, Any] = {"url": url, "prompt": result.prompt,
-                                "resolution": result.resolution, "seed": result.seed,
-                                "is_image_safe": result.png is not None}
+    for result, url in zip(results, urls, strict=True):
+        item: dict[str, Any] = {
+            "url": url,
+            "prompt": result.prompt,
+            "resolution": result.resolution,
+            "seed": result.seed,
+            "is_image_safe": result.png is not None,
+        }
         if result.upscaled_resolution:
             item["upscaled_resolution"] = result.upscaled_resolution
         if style is not None:

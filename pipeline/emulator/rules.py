@@ -31,15 +31,24 @@ def _decode(name: str, data: bytes) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             if img.format not in IMAGE_FORMATS:
-                raise Reject(400, f"{name}: {img.format} images are not accepted; "
-                                  "send PNG, JPEG or WebP", reason="invalid")
+                raise Reject(
+                    400,
+                    f"{name}: {img.format} images are not accepted; send PNG, JPEG or WebP",
+                    reason="invalid",
+                )
             img.load()
     except Reject:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as exc:
-        raise Reject(400, f"{name}: not a readable PNG, JPEG or WebP image ({exc})",
-                     reason="invalid") from exc
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as exc:
+        raise Reject(
+            400, f"{name}: not a readable PNG, JPEG or WebP image ({exc})", reason="invalid"
+        ) from exc
     return img
 
 
@@ -49,8 +58,9 @@ def check(req: ApiRequest, images: Images) -> None:
     problems = []
     model = params.get("model", "V_2")
     if ep.family == "legacy" and ep.op == "edit" and model not in EDIT_MODELS:
-        problems.append(f"model: legacy /edit supports only {' and '.join(EDIT_MODELS)}, "
-                        f"not {model}")
+        problems.append(
+            f"model: legacy /edit supports only {' and '.join(EDIT_MODELS)}, not {model}"
+        )
     if ep.family == "legacy" and "style_type" in params and model in NO_STYLE_MODELS:
         problems.append(f"style_type: not allowed with model {model}")
     if "aspect_ratio" in params and "resolution" in params:
@@ -68,8 +78,9 @@ def _source(req: ApiRequest, images: Images) -> Image.Image:
 def _mask_problems(mask: Image.Image, image: Image.Image) -> list[str]:
     problems = []
     if mask.size != image.size:
-        problems.append(f"mask: {mask.width}x{mask.height} is not the image's size "
-                        f"{image.width}x{image.height}")
+        problems.append(
+            f"mask: {mask.width}x{mask.height} is not the image's size {image.width}x{image.height}"
+        )
     if mask.mode not in ("1", "L") and not _black_and_white(mask):
         problems.append("mask: must hold only black and white pixels")
     return problems

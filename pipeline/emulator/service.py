@@ -16,7 +16,6 @@ import random
 import re
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +24,7 @@ import requests
 
 from . import bodies, render, routes, rules
 from .capacity import Capacity
-from .config import API_FAULTS, RUNTIME_KNOBS, EmulatorConfig
+from .config import RUNTIME_KNOBS, EmulatorConfig
 from .faults import Faults
 from .ledger import Entry, Ledger
 from .reject import Reject
@@ -100,9 +99,13 @@ class Service:
 
     def state(self) -> dict[str, Any]:
         """Settings and account state, as GET /_control shows them."""
-        return {"config": self.config.knobs(), "revoked": self.revoked,
-                "credit": self.capacity.credit, "in_flight": self.capacity.in_flight,
-                "pending_faults": self.faults.pending()}
+        return {
+            "config": self.config.knobs(),
+            "revoked": self.revoked,
+            "credit": self.capacity.credit,
+            "in_flight": self.capacity.in_flight,
+            "pending_faults": self.faults.pending(),
+        }
 
     def control(self, body: bytes) -> Answer:
         """Apply a POST /_control body: knobs, plus optional inject, revoke and credit."""
@@ -114,8 +117,6 @@ class Service:
             if unknown:
                 raise ValueError(f"unknown controls {sorted(unknown)}")
             knobs = {k: data[k] for k in RUNTIME_KNOBS if k in data}
-            if "faults" in knobs:
-                knobs["faults"] = tuple(knobs["faults"])
             new_config = self.config.with_knobs(**knobs)
             inject = data.get("inject", [])
             if not isinstance(inject, list):
@@ -135,11 +136,12 @@ class Service:
 
     # ---- API requests ---------------------------------------------------------------
 
-    def api(self, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
+    def api(self, path: str, headers: routes.Headers, body: bytes) -> Answer:
         """Answer one API request and record it in the ledger."""
         cfg = self.config
         flavor = routes.FLAVORS[cfg.flavor]
         name, sha, images = path.split("?", 1)[0], bodies.raw_sha256(path, body), 0
+        fault: str | None = None
         try:
             endpoint = routes.match(flavor, path)
             name = endpoint.path
@@ -154,8 +156,9 @@ class Service:
             if fault == "drop":
                 self.ledger.record(Entry(name, sha, images, False, "drop"))
                 return Answer(drop=True)
-            req = bodies.parse(endpoint, flavor, headers.get("Content-Type", ""), body,
-                               self._fetch)
+            req = bodies.parse(
+                endpoint, flavor, headers.get("Content-Type") or "", body, self._fetch
+            )
             sha, images = req.sha256(), req.num_images
             decoded = rules.decode_images(req)
             rules.check(req, decoded)
@@ -185,8 +188,10 @@ class Service:
                 with self._rng_lock:
                     rng = random.Random(self._rng.getrandbits(64))
                 results = render.run(req, decoded, rng, cfg.image_scale)
-                urls = [self.file_url(self.store.add(r.png, cfg.url_ttl)) if r.png else None
-                        for r in results]
+                urls = [
+                    self.file_url(self.store.add(r.png, cfg.url_ttl)) if r.png else None
+                    for r in results
+                ]
                 body = render.response_body(req, results, urls)
             billed = True
         finally:
@@ -201,8 +206,9 @@ class Service:
         """Bytes behind an image URL: our own files from memory, other loopback URLs by GET."""
         parts = urlsplit(url)
         if not _is_loopback(parts.hostname):
-            raise Reject(400, f"refusing to fetch {url}: only loopback URLs are fetched",
-                         reason="invalid")
+            raise Reject(
+                400, f"refusing to fetch {url}: only loopback URLs are fetched", reason="invalid"
+            )
         own = urlsplit(self.root_url)
         found = FILE_PATH.match(parts.path)
         if found and parts.port == own.port:
@@ -219,8 +225,9 @@ class Service:
             raise Reject(400, f"could not fetch {url}: {exc}", reason="invalid") from exc
         with response:
             if response.status_code != 200:
-                raise Reject(400, f"could not fetch {url}: HTTP {response.status_code}",
-                             reason="invalid")
+                raise Reject(
+                    400, f"could not fetch {url}: HTTP {response.status_code}", reason="invalid"
+                )
             return response.content
 
     # ---- downloads ------------------------------------------------------------------
@@ -241,6 +248,3 @@ class Service:
         if data is None:
             return Download(404, error="no such file")
         return Download(200, data, fault=fault)
-
-
-__all__ = ["API_FAULTS", "Answer", "Download", "Service"]

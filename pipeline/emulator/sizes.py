@@ -26,8 +26,13 @@ def _pair(text: str, sep: str) -> Size:
 
 def nearest(aspect: float) -> Size:
     """The real Ideogram resolution closest to `aspect` (width / height), about 1 megapixel."""
-    return min(resolutions(), key=lambda s: (round(abs(math.log(s[0] / s[1] / aspect)), 3),
-                                             abs(s[0] * s[1] - 1024 * 1024)))
+    return min(
+        resolutions(),
+        key=lambda s: (
+            round(abs(math.log(s[0] / s[1] / aspect)), 3),
+            abs(s[0] * s[1] - 1024 * 1024),
+        ),
+    )
 
 
 def requested(params: Mapping[str, Any]) -> Size | None:
@@ -45,7 +50,7 @@ def requested(params: Mapping[str, Any]) -> Size | None:
 def _spelled(value: str, legacy_prefix: str) -> Size:
     """'16x9' (v3) or 'ASPECT_16_9' / 'RESOLUTION_1024_768' (legacy) as a pair."""
     if value.startswith(legacy_prefix):
-        return _pair(value[len(legacy_prefix):], "_")
+        return _pair(value[len(legacy_prefix) :], "_")
     return _pair(value, "x")
 
 
