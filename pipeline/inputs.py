@@ -65,6 +65,8 @@ def inspect_file(path: str) -> ImageInfo:
                 bw = _is_black_and_white(im)
                 return ImageInfo(hashlib.sha256(data).hexdigest(), im.width, im.height,
                                  im.format or "", bw)
+    except BadImage:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BadImage(f"{path}: refused as a decompression bomb ({exc})") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
