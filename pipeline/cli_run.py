@@ -147,11 +147,17 @@ def _emulator(args: argparse.Namespace) -> int:
                             faults=tuple(f for f in args.faults.split(",") if f),
                             url_ttl=args.url_ttl, image_scale=args.image_scale,
                             rng_seed=args.seed)
-    emulator = Emulator(config)
+    import signal
+    import threading
+
+    emulator = Emulator(config).start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
     print(f"ideopipe emulator ({args.flavor}) at {emulator.base_url} — any non-empty key; "
           f"ledger at {emulator.root_url}/_ledger. Ctrl-C to stop.", flush=True)
     try:
-        emulator.serve_forever()
+        while not done.wait(0.5):
+            pass
     except KeyboardInterrupt:
         pass
     finally:

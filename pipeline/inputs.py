@@ -47,7 +47,7 @@ def inspect_file(path: str) -> ImageInfo:
     """Check a local image (size cap, PNG/JPEG/WebP, decodes) and describe it."""
     p = Path(path)
     if not p.is_file():
-        raise BadImage(f"file not found: {path}")
+        raise BadImage(f"{path} is not a regular file" if p.exists() else f"file not found: {path}")
     size = p.stat().st_size
     if size > MAX_INPUT_BYTES:
         raise BadImage(f"{path} is {size:,} bytes; input images are limited to {MAX_INPUT_BYTES:,}")

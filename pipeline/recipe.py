@@ -18,6 +18,9 @@ from . import spec, yamlsource
 from .errors import Problem, RecipeError, SchemaError
 
 
+_TEMPLATE_PATTERN = "\\{[{%]"  # how the schema spells "a Jinja template"
+
+
 @functools.lru_cache(maxsize=1)
 def recipe_schema() -> dict[str, Any]:
     """The recipe JSON Schema (2020-12)."""
@@ -139,11 +142,35 @@ def _explain(doc: yamlsource.Located, err: jsonschema.ValidationError) -> list[P
         what = "op" if path and path[-1] == "op" else "value"
         return [doc.problem(path, f"unknown {what} {err.instance!r}", hint)]
     if err.validator in ("anyOf", "oneOf") and err.context:
-        # Prefer what went wrong in a branch of the right type: for `num_images: 9`,
-        # "9 is greater than the maximum of 8", not "9 is not of type 'string'".
-        relevant = [e for e in err.context if e.validator != "type"] or list(err.context)
-        best = jsonschema.exceptions.best_match(relevant)
+        best = _best_branch_error(err)
         if best.validator == "enum":
             return _explain(doc, best)
+        if best.validator == "pattern" and best.validator_value == _TEMPLATE_PATTERN:
+            kinds = [b["type"] for b in err.validator_value if b.get("type") not in (None, "string")]
+            expected = " or ".join(f"{'an' if k[0] in 'aeiou' else 'a'} {k}" for k in kinds)
+            return [doc.problem(path, f"{err.instance!r} is not valid here: expected "
+                                f"{expected or 'a value'} or a template such as '{{{{ n }}}}'")]
         return [doc.problem(path, f"{err.instance!r} is not valid here: {best.message}")]
     return [doc.problem(path, err.message)]
+
+
+def _best_branch_error(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """The error of the anyOf branch the value was most likely meant for.
+
+    A branch of the value's own type comes first, then an untyped one (an enum), then
+    the rest: for `num_images: 9`, "9 is greater than the maximum of 8", not "9 is
+    not of type 'string'"; for `seed: 99999999999`, the integer range, not the enum.
+    """
+    by_branch: dict[Any, list[jsonschema.ValidationError]] = {}
+    for e in err.context or ():
+        by_branch.setdefault(e.relative_schema_path[0], []).append(e)
+
+    def rank(branch: Any) -> int:
+        if any(e.validator == "type" and len(e.relative_schema_path) == 2
+               for e in by_branch[branch]):
+            return 2
+        schema = err.validator_value[branch] if isinstance(branch, int) else {}
+        return 0 if "type" in schema else 1
+
+    best = min(by_branch, key=rank)
+    return jsonschema.exceptions.best_match(by_branch[best])
