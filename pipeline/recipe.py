@@ -95,12 +95,20 @@ def load_recipe(path: str | Path, sets: Mapping[str, str] | None = None) -> Reci
 
 
 def _set_value(text: str) -> Any:
-    """--set brand=Acme keeps a string; --set n=3 or --set on=true read as YAML scalars."""
+    """--set brand=Acme keeps a string; --set n=3, x=0.5 or on=true read as numbers and booleans.
+
+    Only `true` and `false` become booleans (not YAML 1.1's yes / no / on / off), and
+    `16:9` stays text (not YAML 1.1's base-60 969).
+    """
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
-    return value if isinstance(value, (str, int, float, bool)) else text
+    if isinstance(value, bool):
+        return value if text.strip().lower() in ("true", "false") else text
+    if isinstance(value, (int, float)):
+        return text if ":" in text else value
+    return text
 
 
 def parse_sets(items: list[str] | None) -> dict[str, str]:

@@ -212,28 +212,41 @@ def _thumbnails(out_dir: Path, entries: Sequence[_Entry]) -> dict[int, tuple[str
     """Build missing or stale thumbnails; map entry position -> (relative URL, size)."""
     ids = Counter(e.text("image_id") for e in entries)
     jobs: dict[int, tuple[Path, Path]] = {}
+    small: dict[int, tuple[str, tuple[int, int]]] = {}
     for e in entries:
         file = e.text("file")
         if e.text("status") not in IMAGE_STATUSES or not file or _is_text_entry(e):
             continue
         source = out_dir / file
-        if source.is_file():
+        size = _recorded_size(e)
+        if size and max(size) <= THUMB_MAX and source.is_file():
+            small[e.position] = (quote(Path(file).as_posix()), size)  # already thumbnail-sized
+        elif source.is_file():
             name = _thumb_name(e.text("image_id"), file, ids[e.text("image_id")] > 1)
             jobs[e.position] = (source, out_dir / THUMB_DIR / name)
     if not jobs:
-        return {}
+        return small
     (out_dir / THUMB_DIR).mkdir(parents=True, exist_ok=True)
     unique = sorted(set(jobs.values()))
     workers = min(8, os.cpu_count() or 1, len(unique))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         sizes = dict(zip(unique, pool.map(lambda job: _thumbnail(*job), unique), strict=True))
-    result = {}
+    result = dict(small)
     for position, job in jobs.items():
         size = sizes[job]
         if size is not None:
             rel = job[1].relative_to(out_dir).as_posix()
             result[position] = (quote(rel), size)
     return result
+
+
+def _recorded_size(e: _Entry) -> tuple[int, int] | None:
+    """The image's width and height as the manifest records them, if it does."""
+    try:
+        width, height = int(e.get("width")), int(e.get("height"))
+    except (TypeError, ValueError):
+        return None
+    return (width, height) if width > 0 and height > 0 else None
 
 
 def _thumbnail(source: Path, dest: Path) -> tuple[int, int] | None:

@@ -92,11 +92,17 @@ class _Lines:
 
 
 def _inline(items: list[Any], recipe_file: str) -> list[Row]:
-    problems = [
-        Problem("each inline row must be a mapping", file=recipe_file, path=f"rows[{i}]")
-        for i, item in enumerate(items)
-        if not isinstance(item, Mapping)
-    ]
+    problems = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            problems.append(Problem("each inline row must be a mapping", file=recipe_file,
+                                    path=f"rows[{i}]"))
+            continue
+        for key in item:
+            if not isinstance(key, str):  # YAML reads a bare `on:` as True, `1:` as 1
+                problems.append(Problem(f"column name {key!r} is not text", file=recipe_file,
+                                        line=getattr(item, "line", None), path=f"rows[{i}]",
+                                        hint="quote it in the YAML, e.g. \"on\":"))
     if problems:
         raise RowError(problems)
     return [Row(i, dict(item), recipe_file, getattr(item, "line", None))

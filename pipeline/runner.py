@@ -191,21 +191,18 @@ class _Run:
         bad = sum(v for k, v in counts.items() if k not in ("ok", "cached"))
         status = "interrupted" if interrupted else "stopped" if self.stop_reason else \
             "failed" if bad else "ok"
-        self.journal.finish_run(self.run_id, status, _now(), round(self.spent, 6))
         frame = mf.build(self.plan, self.journal, self.run_id, self.ran)
-        manifest = mf.write(frame, self.out_dir, self.o.manifest_format or
-                            self.plan.recipe.data.get("output", {}).get("manifest_format", "csv"))
-        report = None
+        manifest = report = None
         try:
-            from .report import write_report
-
-            run_info = self.journal.run(self.run_id) or {}
-            report = write_report(self.out_dir, frame, {
-                **run_info, "duration_s": duration, "planned_cost_usd": run_info.get("planned_usd"),
-                "spent_usd": self.spent, "steps": [s["id"] for s in self.plan.recipe.steps]},
-                rows=_row_values(self.plan))
-        except (OSError, ValueError) as exc:
-            print(f"ideopipe: the report could not be written: {exc}", file=self.out)
+            self.journal.finish_run(self.run_id, status, _now(), round(self.spent, 6))
+            manifest = mf.write(frame, self.out_dir, self.o.manifest_format or self.plan.recipe
+                                .data.get("output", {}).get("manifest_format", "csv"))
+        except (StorageError, OSError) as exc:
+            print(f"ideopipe: the manifest could not be written: {exc}", file=self.out)
+            self.stop_reason = self.stop_reason or str(exc)
+            status = "stopped"
+        if manifest is not None:
+            report = self._report(frame, duration)
         self.journal.close()
         self.http.close()
         code = 130 if interrupted else 0 if status == "ok" else 1
@@ -225,6 +222,19 @@ class _Run:
                 print(f"report:   {report}", file=self.out)
         return RunResult(self.run_id, status, code, self.out_dir, manifest, report, counts,
                          round(self.spent, 6), self.stop_reason)
+
+    def _report(self, frame: Any, duration: float) -> Path | None:
+        from .report import write_report
+
+        run_info = self.journal.run(self.run_id) or {}
+        try:
+            return write_report(self.out_dir, frame, {
+                **run_info, "duration_s": duration, "planned_cost_usd": run_info.get("planned_usd"),
+                "spent_usd": self.spent, "steps": [s["id"] for s in self.plan.recipe.steps]},
+                rows=_row_values(self.plan))
+        except (OSError, ValueError) as exc:
+            print(f"ideopipe: the report could not be written: {exc}", file=self.out)
+            return None
 
     def _counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -437,8 +447,11 @@ class _Run:
         except (AuthError, PaymentError) as exc:
             self._stop(str(exc))
         except Exception as exc:  # a bug must not lose the journal: record it on the task
-            self.journal.set_status(tid, jr.FAILED, f"internal error: {type(exc).__name__}: "
-                                    f"{self.client.redact(str(exc))}")
+            try:
+                self.journal.set_status(tid, jr.FAILED, f"internal error: {type(exc).__name__}: "
+                                        f"{self.client.redact(str(exc))}")
+            except StorageError as storage:
+                self._stop(str(storage))
         finally:
             with self.cv:
                 if mode != "download":

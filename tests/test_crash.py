@@ -86,3 +86,47 @@ def test_kill_loop_keeps_every_paid_image(emulator, tmp_path: Path):
         assert file_sha256(p) in set(frame["sha256"].dropna()), p
     print(f"\nkill loop: {outcome['killed']} kills, {ok} ok, {in_doubt} in_doubt, "
           f"{ledger['billed_total']} billed, {doubled} billed twice")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 192 KiB tmpfs (this needs root, as CI and the dev machines have)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, f"cannot mount a tmpfs to fill up: {done.stderr}"
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_disk_full_stops_cleanly_and_resumes(emulator, small_disk: Path, tmp_path: Path):
+    import sqlite3
+
+    (tmp_path / "rows.csv").write_text("sku,product\n" + "".join(
+        f"S{i:04d},thing {i}\n" for i in range(20)))
+    recipe = tmp_path / "full.yaml"
+    recipe.write_text(RECIPE.replace("dir: out", f"dir: {small_disk}"))
+    cmd = [sys.executable, "-m", "pipeline", "run", str(recipe), "--yes",
+           "--base-url", emulator.base_url]
+    env = {**os.environ, "IDEOGRAM_API_KEY": "disk-key"}
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 1, first.stderr
+    assert "Traceback" not in first.stderr
+    assert "No space left" in first.stderr or "full" in first.stderr, first.stderr
+    print("\n" + first.stderr.strip().splitlines()[-1])
+    conn = sqlite3.connect(small_disk / ".ideopipe" / "state.db")
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    recorded = dict(conn.execute("SELECT file, sha256 FROM images WHERE status='ok'").fetchall())
+    conn.close()
+    for png in small_disk.rglob("*.png"):  # every final file is whole and journaled
+        rel = png.relative_to(small_disk).as_posix()
+        assert recorded.get(rel) == file_sha256(png), rel
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    frame = read_manifest(small_disk / "manifest.csv")
+    assert len(frame) == 80
+    assert set(frame["status"]) <= {"ok", "cached", "in_doubt", "skipped_parent"}, second.stderr
+    billed = Counter(e["request_sha256"] for e in emulator.ledger()["entries"] if e["billed"])
+    assert all(n == 1 for n in billed.values())

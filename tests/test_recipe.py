@@ -406,8 +406,23 @@ def test_set_overrides_vars_with_yaml_scalars(tmp_path: Path):
     path = tmp_path / "r.yaml"
     path.write_text("version: 1\nname: t\nvars: {brand: Acme, n: 1}\n"
                     "steps: [{id: a, op: generate}]\n", encoding="utf-8")
-    recipe = load_recipe(path, {"brand": "Zed Co", "n": "3", "on": "true", "raw": "[1, 2]"})
-    assert recipe.data["vars"] == {"brand": "Zed Co", "n": 3, "on": True, "raw": "[1, 2]"}
+    recipe = load_recipe(path, {"brand": "Zed Co", "n": "3", "on": "true", "raw": "[1, 2]",
+                                "answer": "no", "ratio": "16:9", "x": "0.5", "off": "False"})
+    assert recipe.data["vars"] == {"brand": "Zed Co", "n": 3, "on": True, "raw": "[1, 2]",
+                                   "answer": "no", "ratio": "16:9", "x": 0.5, "off": False}
+
+
+def test_inline_row_keys_must_be_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = write(tmp_path, with_head("""\
+        rows:
+          - {product: shoe}
+          - {on: yes, 3: x}
+        steps: [{id: a, op: generate, prompt: x}]
+        """))
+    code, _, err = validate(capsys, path)
+    assert code == 2
+    assert f"{path}:5: rows[1]: column name True is not text — quote it in the YAML" in err
+    assert f"{path}:5: rows[1]: column name 3 is not text" in err
 
 
 # -- rows -------------------------------------------------------------------------------

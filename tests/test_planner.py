@@ -1,0 +1,516 @@
+"""The planner: recipe + rows -> every request, its seed, its output path and its exact cost."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from pipeline.api import plan_file
+from pipeline.errors import RecipeError
+from pipeline.planner import Plan, Task, plan
+from pipeline.recipe import load_recipe
+
+REPO = Path(__file__).resolve().parent.parent
+MAX_SEED = 2**31 - 1
+
+
+def write(tmp: Path, body: str, name: str = "recipe.yaml", head: bool = True) -> Path:
+    """A recipe in `tmp`: `version: 1`, `name: t` (unless head=False), then the dedented body."""
+    text = ("version: 1\nname: t\n" if head else "") + textwrap.dedent(body)
+    path = tmp / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def spring(tmp_path: Path) -> Path:
+    """recipes/spring-launch.yaml and its CSV, copied into tmp_path."""
+    shutil.copytree(REPO / "recipes", tmp_path / "recipes")
+    return tmp_path / "recipes" / "spring-launch.yaml"
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    """img.png (64x64 colour), mask.png (black/white), small-mask.png, grey-mask.png, text.png."""
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "img.png")
+    mask = Image.new("L", (64, 64), 255)
+    mask.paste(0, (0, 0, 32, 64))
+    mask.save(tmp_path / "mask.png")
+    Image.new("L", (32, 32), 0).save(tmp_path / "small-mask.png")
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(tmp_path / "grey-mask.png")
+    (tmp_path / "text.png").write_text("not an image", encoding="utf-8")
+    return tmp_path
+
+
+def documented_seed(name: str, key: str, step: str, matrix: dict[str, Any],
+                    lineage: list[int], index: int) -> int:
+    """The derive formula from the seed: docs, computed here independently of the planner."""
+    material = json.dumps([name, key, step, sorted(matrix.items()), lineage, index],
+                          separators=(",", ":"))
+    return int(hashlib.sha256(material.encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+
+def lineages(p: Plan) -> dict[str, tuple[int, ...]]:
+    """image id -> the image indexes from the first step down to it."""
+    by_image = {iid: (t, n) for t in p.tasks for n, iid in enumerate(t.image_ids)}
+    out: dict[str, tuple[int, ...]] = {}
+
+    def of(image_id: str) -> tuple[int, ...]:
+        if image_id not in out:
+            task, n = by_image[image_id]
+            base = of(task.parent_image_id) if task.parent_image_id else ()
+            out[image_id] = (*base, task.image_indexes[n])
+        return out[image_id]
+
+    for iid in by_image:
+        of(iid)
+    return out
+
+
+def by_step(p: Plan) -> dict[str, list[Task]]:
+    out: dict[str, list[Task]] = {}
+    for t in p.tasks:
+        out.setdefault(t.step_id, []).append(t)
+    return out
+
+
+# -- the example recipe -----------------------------------------------------------------
+
+
+def test_spring_launch_counts_and_cost(spring: Path):
+    s = plan_file(spring).summary()
+    assert (s["rows"], s["requests"], s["images"], s["cost_usd"]) == (2, 24, 24, 1.2)
+    assert {sid: (st["op"], st["requests"], st["images"], st["cost_usd"])
+            for sid, st in s["steps"].items()} == {
+        "hero": ("generate", 8, 8, 0.24),
+        "stylized": ("remix", 8, 8, 0.48),
+        "print": ("upscale", 8, 8, 0.48),
+    }
+    assert s["unknown_cost_requests"] == 0
+    assert s["fits_budget"] is True
+
+
+def test_spring_launch_renders_rows_vars_and_matrix(spring: Path):
+    hero = by_step(plan_file(spring))["hero"]
+    first = hero[0]
+    assert first.row_key == "SPR-001"
+    assert dict(first.matrix) == {"ratio": "16x9"}
+    assert first.params["prompt"] == ('Acme Citrus Spritz sneakers on a white marble pedestal, '
+                                      'bold headline text "Step into spring"')
+    assert first.params["aspect_ratio"] == "16x9"
+    assert first.params["magic_prompt"] == "OFF"
+    assert {t.row_key for t in hero} == {"SPR-001", "SPR-002"}  # SPR-003 is retired
+    assert sorted({t.matrix["ratio"] for t in hero}) == ["16x9", "1x1"]
+
+
+def test_spring_launch_empty_backdrop_uses_the_default(spring: Path):
+    """SPR-002 has an empty backdrop cell; the prompt should not read 'on a  pedestal'."""
+    prompts = {t.params["prompt"] for t in by_step(plan_file(spring))["hero"]
+               if t.row_key == "SPR-002"}
+    assert prompts == {'Acme Bloom linen jacket on a white marble pedestal, bold headline text '
+                       '"Layers, lightly"'}
+
+
+def test_spring_launch_outputs_are_distinct_and_inside(spring: Path):
+    p = plan_file(spring)
+    outputs = [o for t in p.tasks for o in t.outputs]
+    assert len(outputs) == len(set(outputs)) == 24
+    hero0 = p.tasks[0]
+    assert hero0.outputs == (f"SPR-001/16x9/hero-0-{hero0.seed}.png",)
+    assert p.out_dir == (spring.parent / "out" / "spring-launch").resolve()
+
+
+def test_spring_launch_chains_each_image(spring: Path):
+    p = plan_file(spring)
+    steps = by_step(p)
+    tasks = {t.id: t for t in p.tasks}
+    images = {iid: t for t in p.tasks for iid in t.image_ids}
+    for child, parent_step in (("stylized", "hero"), ("print", "stylized")):
+        parents = [images[t.parent_image_id] for t in steps[child]]
+        assert all(pt.step_id == parent_step for pt in parents)
+        assert all(t.depends_on == (images[t.parent_image_id].id,) for t in steps[child])
+        assert len({t.parent_image_id for t in steps[child]}) == 8  # one request per image
+        for t in steps[child]:
+            assert tasks[t.depends_on[0]].row_key == t.row_key
+            assert tasks[t.depends_on[0]].matrix == t.matrix
+
+
+# -- seeds ------------------------------------------------------------------------------
+
+
+def test_derived_seeds_follow_the_documented_formula(spring: Path):
+    p = plan_file(spring)
+    lin = lineages(p)
+    for t in p.tasks:
+        assert t.seed_source == "derived"
+        parent = list(lin[t.parent_image_id]) if t.parent_image_id else []
+        assert t.seed == documented_seed("spring-launch", t.row_key, t.step_id, dict(t.matrix),
+                                         parent, t.image_indexes[0])
+        assert 0 <= t.seed <= MAX_SEED
+
+
+def test_derived_seed_is_pinned(spring: Path):
+    """The first hero seed, written down: a change of formula (or of machine) shows here."""
+    first = plan_file(spring).tasks[0]
+    assert (first.step_id, first.row_key, first.image_indexes) == ("hero", "SPR-001", (0,))
+    assert first.seed == 1557548992
+
+
+def test_derived_seeds_are_stable_and_distinct(spring: Path):
+    a, b = plan_file(spring), plan_file(spring)
+    assert [(t.id, t.seed, t.outputs) for t in a.tasks] == [(t.id, t.seed, t.outputs) for t in b.tasks]
+    seeds = [t.seed for t in a.tasks]
+    assert len(set(seeds)) == len(seeds)
+
+
+def test_seed_depends_on_recipe_name(tmp_path: Path):
+    body = "rows: [{p: x}]\nsteps: [{id: a, op: generate, prompt: x}]\n"
+    one = plan_file(write(tmp_path, "version: 1\nname: one\n" + body, "one.yaml", head=False))
+    two = plan_file(write(tmp_path, "version: 1\nname: two\n" + body, "two.yaml", head=False))
+    assert one.tasks[0].seed == documented_seed("one", "1", "a", {}, [], 0)
+    assert one.tasks[0].seed != two.tasks[0].seed
+
+
+@pytest.mark.parametrize(("policy", "source", "seeds"), [
+    ("random", "api", [None]),
+    ("42", "fixed", [42]),
+    ('"{{ 1000 + n }}"', "fixed", [1007]),
+])
+def test_seed_policies(tmp_path: Path, policy: str, source: str, seeds: list[int | None]):
+    p = plan_file(write(tmp_path, f"""\
+        seed: {policy}
+        rows: [{{n: 7}}]
+        steps: [{{id: a, op: generate, prompt: x}}]
+        """))
+    assert [t.seed for t in p.tasks] == seeds
+    assert [t.seed_source for t in p.tasks] == [source]
+
+
+# -- fan-out and cost -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rows", "gen_n", "remix_n", "seed"), [
+    (1, 1, 1, "derive"), (2, 2, 1, "derive"), (3, 2, 3, "derive"), (2, 4, 2, "derive"),
+    (2, 2, 1, "random"), (3, 3, 2, "random"),
+])
+def test_fan_out(tmp_path: Path, rows: int, gen_n: int, remix_n: int, seed: str):
+    inline = ", ".join(f"{{p: x{i}}}" for i in range(rows))
+    p = plan_file(write(tmp_path, f"""\
+        seed: {seed}
+        rows: [{inline}]
+        defaults: {{rendering_speed: TURBO}}
+        steps:
+          - {{id: gen, op: generate, prompt: "{{{{ p }}}}", num_images: {gen_n}}}
+          - {{id: mix, op: remix, input: gen, prompt: again, num_images: {remix_n}}}
+        """))
+    s = p.summary()
+    per_request = 1 if seed == "derive" else None  # derive splits N images into N requests
+    gen, mix = s["steps"]["gen"], s["steps"]["mix"]
+    assert gen["images"] == rows * gen_n
+    assert mix["images"] == rows * gen_n * remix_n
+    assert gen["requests"] == (rows * gen_n if per_request else rows)
+    assert mix["requests"] == (rows * gen_n * remix_n if per_request else rows * gen_n)
+    assert s["cost_usd"] == pytest.approx(0.03 * (gen["images"] + mix["images"]))
+    assert len({t.parent_image_id for t in by_step(p)["mix"]}) == rows * gen_n
+
+
+@pytest.mark.parametrize("rows", [1, 3, 7])
+@pytest.mark.parametrize(("n", "speed", "price"), [
+    (1, "TURBO", 0.03), (2, "DEFAULT", 0.06), (4, "QUALITY", 0.09),
+])
+def test_cost_is_linear_in_rows_and_images(tmp_path: Path, rows: int, n: int, speed: str,
+                                           price: float):
+    inline = ", ".join(f"{{p: x{i}}}" for i in range(rows))
+    s = plan_file(write(tmp_path, f"""\
+        rows: [{inline}]
+        steps: [{{id: a, op: generate, prompt: x, num_images: {n}, rendering_speed: {speed}}}]
+        """)).summary()
+    assert s["images"] == rows * n
+    assert s["cost_usd"] == pytest.approx(rows * n * price)
+    assert s["steps"]["a"]["cost_usd"] == pytest.approx(rows * n * price)
+
+
+def test_unknown_price_is_counted_not_guessed(tmp_path: Path):
+    path = write(tmp_path, """\
+        rows: [{p: x}, {p: y}]
+        steps: [{id: a, op: generate, prompt: x, rendering_speed: FLASH}]
+        """)
+    s = plan_file(path).summary()
+    assert (s["cost_usd"], s["unknown_cost_requests"]) == (0.0, 2)
+    priced = plan(load_recipe(path), prices={"generate:FLASH": 0.02}).summary()
+    assert (priced["cost_usd"], priced["unknown_cost_requests"]) == (0.04, 0)
+    assert priced["price_table"].endswith("+cli")
+
+
+def test_legacy_models_price_by_model(tmp_path: Path):
+    s = plan_file(write(tmp_path, """\
+        rows: [{p: x}]
+        steps:
+          - {id: a, op: generate, prompt: x, model: V_2A_TURBO, num_images: 2}
+          - {id: b, op: remix, input: a, prompt: y, model: V_2}
+        """)).summary()
+    assert s["steps"]["a"]["cost_usd"] == pytest.approx(0.05)
+    assert s["steps"]["b"]["cost_usd"] == pytest.approx(0.16)
+
+
+# -- selection --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kwargs", "keys"), [
+    ({}, ["a", "c", "d"]),
+    ({"limit": 2}, ["a", "c"]),
+    ({"rows": "2-3"}, ["c"]),
+    ({"rows": "4"}, ["d"]),
+    ({"rows": "2-3", "limit": 1}, ["c"]),
+    ({"sets": ["wanted=no"]}, ["b"]),
+])
+def test_row_selection(tmp_path: Path, kwargs: dict, keys: list[str]):
+    (tmp_path / "d.csv").write_text("sku,on\na,yes\nb,no\nc,yes\nd,yes\n", encoding="utf-8")
+    p = plan_file(write(tmp_path, """\
+        vars: {wanted: "yes"}
+        rows: {csv: d.csv, key: "{{ sku }}", where: "{{ on == wanted }}"}
+        steps: [{id: a, op: generate, prompt: "{{ sku }}"}]
+        """), **kwargs)
+    assert [t.row_key for t in p.tasks] == keys
+    assert [t.params["prompt"] for t in p.tasks] == keys
+
+
+def test_no_rows_selected_is_a_warning(tmp_path: Path):
+    p = plan_file(write(tmp_path, """\
+        rows: {inline: [{active: "no"}], where: "{{ active }}"}
+        steps: [{id: a, op: generate, prompt: x}]
+        """))
+    assert p.tasks == []
+    assert [str(w) for w in p.warnings] == [f"{tmp_path / 'recipe.yaml'}: no rows selected: "
+                                            "the plan is empty"]
+
+
+def test_csv_cells_are_data_not_templates(tmp_path: Path):
+    (tmp_path / "d.csv").write_text('p,q\n{{ 7*7 }},"=HYPERLINK(""http://x"",""y"")"\n',
+                                    encoding="utf-8")
+    p = plan_file(write(tmp_path, """\
+        rows: {csv: d.csv}
+        steps: [{id: a, op: generate, prompt: "{{ p }} {{ q }}"}]
+        """))
+    assert p.tasks[0].params["prompt"] == '{{ 7*7 }} =HYPERLINK("http://x","y")'
+
+
+def test_template_fields_render_per_row(tmp_path: Path):
+    p = plan_file(write(tmp_path, """\
+        rows: [{n: "2", w: 30, r: "9:16"}, {n: "1", w: 70, r: "ASPECT_1_1"}]
+        steps:
+          - {id: a, op: generate, prompt: x, num_images: "{{ n }}", aspect_ratio: "{{ r }}"}
+          - {id: b, op: remix, input: a, prompt: "{{ input.prompt }} again", image_weight: "{{ w }}"}
+        """))
+    gen = [(t.row_index, t.params["aspect_ratio"]) for t in by_step(p)["a"]]
+    assert gen == [(0, "9x16"), (0, "9x16"), (1, "1x1")]
+    assert [t.params["image_weight"] for t in by_step(p)["b"]] == [30, 30, 70]
+    assert {t.params["prompt"] for t in by_step(p)["b"]} == {"x again"}
+
+
+# -- refused plans ------------------------------------------------------------------------
+
+# (id, recipe body after version/name, regex the RecipeError must match)
+REFUSED = [
+    ("unknown-input", """\
+        steps:
+          - {id: hero, op: generate, prompt: x}
+          - {id: mix, op: remix, input: heor, prompt: x}
+        """, r"steps\[1\]\.input: unknown step 'heor' — did you mean 'hero'\?"),
+    ("cycle", """\
+        steps:
+          - {id: a, op: remix, input: b, prompt: x}
+          - {id: b, op: remix, input: a, prompt: x}
+        """, r"steps\[0\]\.input: cycle: a -> b -> a"),
+    ("self-cycle", """\
+        steps:
+          - {id: a, op: remix, input: a, prompt: x}
+        """, r"cycle: a -> a"),
+    ("duplicate-step-id", """\
+        steps:
+          - {id: a, op: generate, prompt: x}
+          - {id: a, op: generate, prompt: y}
+        """, r"steps\[1\]\.id: duplicate step id 'a'"),
+    ("needs-image", """\
+        steps:
+          - {id: a, op: remix, prompt: x}
+        """, r"steps\[0\]: remix needs an image: set `input:` to an earlier step or `image:`"),
+    ("needs-mask", """\
+        steps:
+          - {id: a, op: generate, prompt: x}
+          - {id: b, op: edit, input: a, prompt: x}
+        """, r"steps\[1\]: edit needs a `mask:`"),
+    ("describe-is-not-an-image", """\
+        steps:
+          - {id: a, op: describe, image: img.png}
+          - {id: b, op: remix, input: a, prompt: x}
+        """, r"step 'a' is a describe step: it yields text, not images"),
+    ("negative-prompt-on-v3-edit", """\
+        steps:
+          - {id: a, op: edit, image: img.png, mask: mask.png, prompt: x, negative_prompt: y}
+        """, r"steps\[0\]\.negative_prompt: edit \(v3, /v1/ideogram-v3/edit\) does not take "
+             r"'negative_prompt' — the API would silently ignore it"),
+    ("legacy-edit-v2a", """\
+        steps:
+          - {id: a, op: edit, model: V_2A, image: img.png, mask: mask.png, prompt: x}
+        """, r"steps\[0\]\.model: legacy edit accepts only V_2 or V_2_TURBO, not V_2A"),
+    ("style-type-v1", """\
+        steps:
+          - {id: a, op: generate, model: V_1, prompt: x, style_type: DESIGN}
+        """, r"steps\[0\]\.style_type: style_type is not allowed with V_1"),
+    ("aspect-and-resolution", """\
+        steps:
+          - {id: a, op: generate, prompt: x, aspect_ratio: 16x9, resolution: 1024x1024}
+        """, r"steps\[0\]: aspect_ratio and resolution exclude each other — set only one"),
+    ("aspect-7x3", """\
+        steps:
+          - {id: a, op: generate, prompt: x, aspect_ratio: 7x3}
+        """, r"steps\[0\]\.aspect_ratio: aspect ratio '7x3' is not accepted here; expected one of "),
+    ("unknown-model", """\
+        steps:
+          - {id: a, op: generate, prompt: x, model: V_4}
+        """, r"steps\[0\]\.model: unknown model 'V_4' — expected one of V_3, "),
+    ("reframe-needs-resolution", """\
+        steps:
+          - {id: a, op: reframe, image: img.png}
+        """, r"steps\[0\]: reframe needs `resolution:`"),
+    ("rendered-num-images-9", """\
+        rows: [{n: 9}]
+        steps:
+          - {id: a, op: generate, prompt: x, num_images: "{{ n }}"}
+        """, r"steps\[0\]\.num_images: .*9.* — row .*recipe\.yaml:3"),
+    ("rendered-not-an-integer", """\
+        rows: [{n: lots}]
+        steps:
+          - {id: a, op: generate, prompt: x}
+          - {id: b, op: remix, input: a, prompt: x, image_weight: "{{ n }}"}
+        """, r"steps\[1\]\.image_weight: renders to 'lots', not an integer — row .*recipe\.yaml:3"),
+    ("output-collision", """\
+        rows: [{p: x}, {p: y}]
+        steps: [{id: a, op: generate, prompt: x}]
+        output: {file: "{{ step }}.png"}
+        """, r"output\.file: two images would be written to 'a\.png' \(row .*recipe\.yaml:3, "
+             r"step a and row .*recipe\.yaml:3, step a\) — add \{\{ step \}\}"),
+    ("output-collision-across-rows", """\
+        rows: [{p: x}, {p: y}]
+        steps: [{id: a, op: generate, prompt: x}]
+        output: {file: "{{ step }}-{{ index }}.png"}
+        """, r"two images would be written to 'a-0\.png' \(row .*recipe\.yaml:3, step a and row "
+             r".*recipe\.yaml:3, step a\)"),
+    ("output-dotdot", """\
+        steps: [{id: a, op: generate, prompt: x}]
+        output: {file: "../x-{{ seed }}.png"}
+        """, r"output\.file: '\.\./x-\d+\.png': contains '\.\.'; output\.file must stay inside "
+             r"output\.dir"),
+    ("output-absolute", """\
+        steps: [{id: a, op: generate, prompt: x}]
+        output: {file: "/tmp/x-{{ seed }}.png"}
+        """, r"is an absolute path; output\.file must stay inside output\.dir"),
+    ("output-drive", """\
+        steps: [{id: a, op: generate, prompt: x}]
+        output: {file: "C:\\\\x-{{ seed }}.png"}
+        """, r"is an absolute path"),
+    ("output-con", """\
+        steps: [{id: a, op: generate, prompt: x}]
+        output: {file: "{{ key }}/CON"}
+        """, r"'CON' is a reserved file name on Windows"),
+    ("output-nul-char", """\
+        steps: [{id: a, op: generate, prompt: x}]
+        output: {file: "a\\0b-{{ seed }}.png"}
+        """, r"output\.file: 'a\\x00b-\d+\.png': contains a NUL character"),
+    ("output-state-dir", """\
+        steps: [{id: a, op: generate, prompt: x}]
+        output: {file: ".ideopipe/{{ seed }}.png"}
+        """, r"'\.ideopipe' is reserved for ideopipe's own state"),
+    ("output-key-from-csv-escapes", """\
+        rows: {inline: [{sku: "../../etc/x"}], key: "{{ sku }}"}
+        steps: [{id: a, op: generate, prompt: x}]
+        """, r"'\.\./\.\./etc/x/a-0-\d+\.png': contains '\.\.'"),
+    ("image-file-url", """\
+        steps: [{id: a, op: remix, image: "file:///etc/passwd", prompt: x}]
+        """, r"steps\[0\]\.image: 'file:///etc/passwd': only http\(s\) URLs are allowed, not file"),
+    ("image-data-url", """\
+        steps: [{id: a, op: remix, image: "data:image/png;base64,iVBORw0KGgo=", prompt: x}]
+        """, r"only http\(s\) URLs are allowed, not data scheme"),
+    ("image-private-ip", """\
+        steps: [{id: a, op: remix, image: "http://10.0.0.5/x.png", prompt: x}]
+        """, r"10\.0\.0\.5 is a private or link-local address \(set allow_private_urls: true"),
+    ("image-link-local", """\
+        steps: [{id: a, op: remix, image: "http://169.254.169.254/latest/meta-data", prompt: x}]
+        """, r"169\.254\.169\.254 is a private or link-local address"),
+    ("image-integer-ip", """\
+        steps: [{id: a, op: remix, image: "http://2852039166/", prompt: x}]
+        """, r"2852039166 is a private or link-local address"),
+    ("image-not-an-image", """\
+        steps: [{id: a, op: remix, image: text.png, prompt: x}]
+        """, r"steps\[0\]\.image: .*text\.png is not a PNG, JPEG or WebP image"),
+    ("image-missing", """\
+        rows: [{photo: nope.png}]
+        steps: [{id: a, op: remix, image: "{{ photo }}", prompt: x}]
+        """, r"steps\[0\]\.image: file not found: .*nope\.png — row .*recipe\.yaml:3 \(column photo\)"),
+    ("mask-wrong-size", """\
+        steps: [{id: a, op: edit, image: img.png, mask: small-mask.png, prompt: x}]
+        """, r"steps\[0\]\.mask: mask is 32x32 but the image is 64x64; they must be the same size"),
+    ("mask-not-black-and-white", """\
+        steps: [{id: a, op: edit, image: img.png, mask: grey-mask.png, prompt: x}]
+        """, r"steps\[0\]\.mask: mask must be black and white only"),
+    ("undefined-in-output-file", """\
+        steps: [{id: a, op: generate, prompt: x}]
+        output: {file: "{{ sku }}.png"}
+        """, r"output\.file: undefined variable: 'sku' is undefined"),
+]
+
+
+@pytest.mark.parametrize(("body", "match"), [pytest.param(b, m, id=i) for i, b, m in REFUSED])
+def test_refused_plans(images: Path, body: str, match: str):
+    path = write(images, body)
+    before = sorted(images.rglob("*"))
+    with pytest.raises(RecipeError, match=match) as info:
+        plan_file(path)
+    assert all(p.file == str(path) for p in info.value.problems)
+    assert sorted(images.rglob("*")) == before
+
+
+def test_output_symlink_escape(tmp_path: Path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out" / "esc").symlink_to(tmp_path / "elsewhere")
+    path = write(tmp_path, """\
+        steps: [{id: a, op: generate, prompt: x}]
+        output: {dir: out, file: "esc/{{ seed }}.png"}
+        """)
+    with pytest.raises(RecipeError, match=r"output\.file: 'esc/\d+\.png' escapes output\.dir "
+                                          r"through a symlink"):
+        plan_file(path)
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_good_images_and_masks_plan(images: Path):
+    p = plan_file(write(images, """\
+        steps:
+          - {id: a, op: edit, image: img.png, mask: mask.png, prompt: x}
+          - {id: b, op: remix, image: "https://example.com/x.png", prompt: x}
+        """))
+    edit, remix = p.tasks
+    assert [r.kind for r in edit.images["image"]] == ["file"]
+    assert edit.images["image"][0].digest == hashlib.sha256((images / "img.png").read_bytes()).hexdigest()
+    assert [(r.kind, r.value) for r in remix.images["image"]] == [("url", "https://example.com/x.png")]
+
+
+def test_same_problem_on_many_rows_is_folded(tmp_path: Path):
+    inline = ", ".join(f"{{n: {i}}}" for i in range(12))
+    with pytest.raises(RecipeError) as info:
+        plan_file(write(tmp_path, f"""\
+            rows: [{inline}]
+            steps: [{{id: a, op: generate, prompt: "{{{{ missing }}}}"}}]
+            """))
+    messages = [p.message for p in info.value.problems]
+    assert messages.count("undefined variable: 'missing' is undefined") == 5
+    assert messages[-1] == "... the same problem on 7 more rows"
