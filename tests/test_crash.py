@@ -130,3 +130,30 @@ def test_disk_full_stops_cleanly_and_resumes(emulator, small_disk: Path, tmp_pat
     assert set(frame["status"]) <= {"ok", "cached", "in_doubt", "skipped_parent"}, second.stderr
     billed = Counter(e["request_sha256"] for e in emulator.ledger()["entries"] if e["billed"])
     assert all(n == 1 for n in billed.values())
+
+
+@pytest.mark.slow
+def test_fault_storm_ends_honestly_and_the_ledger_matches(emulator, tmp_path: Path):
+    from pipeline import api
+    from pipeline.runner import RunOptions
+
+    emulator.configure(fault_rate=0.3,
+                       faults=("429", "500", "503", "drop", "accept_drop", "truncate", "slow"))
+    (tmp_path / "rows.csv").write_text("sku,product\n" + "".join(
+        f"S{i:04d},thing {i}\n" for i in range(25)))
+    recipe = tmp_path / "storm.yaml"
+    recipe.write_text(RECIPE)
+    result = api.run_file(recipe, RunOptions(base_url=emulator.base_url, yes=True, quiet=True,
+                                             environ={"IDEOGRAM_API_KEY": "storm"}))
+    frame = read_manifest(result.manifest)
+    statuses = Counter(frame["status"])
+    assert set(statuses) <= {"ok", "in_doubt", "skipped_parent"}, statuses
+    ledger = emulator.ledger()
+    dropped_after_billing = sum(1 for e in ledger["entries"] if e["outcome"] == "accept_drop")
+    # image for image: everything billed is on disk, or is an in_doubt request
+    assert ledger["billed_total"] == statuses["ok"] + dropped_after_billing
+    assert dropped_after_billing <= statuses["in_doubt"]
+    for row in frame[frame["status"] == "ok"].itertuples():
+        assert file_sha256(result.out_dir / row.file) == row.sha256
+    print(f"\nfault storm: {dict(statuses)}; billed {ledger['billed_total']}, "
+          f"rejected {sum(ledger['rejected'].values())}")
