@@ -203,6 +203,7 @@ class _Planner:
         self.outputs: dict[str, str] = {}
         self.checked_dirs: set[str] = set()
         self._static_cache: dict[tuple[str, str], Any] = {}
+        self._fixed_cache: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -- set-up ---------------------------------------------------------------
 
@@ -474,13 +475,17 @@ class _Planner:
         if parent is not None:
             input_ctx = {"seed": parent.seed, "prompt": parent.prompt, "file": parent.file,
                          "image_id": parent.image_id, "api_prompt": "", "step": step["input"]}
-        ctx = {**ctx, "input": input_ctx or {}, "steps": _RuntimeSteps()}
+        ctx = {**ctx, "input": input_ctx or {}, "steps": _RUNTIME_STEPS}
         params: dict[str, Any] = {}
         deferred: dict[str, str] = {}
         images: dict[str, tuple[ImageRef, ...]] = {}
+        fixed = self._fixed_values(sid, model, endpoint, sources)
         for name, value in sources.items():
+            if name in fixed:
+                params[name] = fixed[name]
+                continue
             path = ("steps", i, name) if name in step else ("defaults", name)
-            if name in ops.IMAGE_FIELDS:
+            if name in _IMAGE_FIELDS:
                 refs = self._image_refs(name, value, ctx, path, row)
                 if refs is None:
                     return []
@@ -561,6 +566,22 @@ class _Planner:
                                              if _has_template(path, self) else None))
             return _INVALID
         return problem.value
+
+    def _fixed_values(self, sid: str, model: str, endpoint: ops.Endpoint,
+                      sources: dict[str, Any]) -> dict[str, Any]:
+        """The step's parameters that are not templates, checked once for every row."""
+        found = self._fixed_cache.get((sid, model))
+        if found is None:
+            found = {}
+            for name, value in sources.items():
+                if name in _IMAGE_FIELDS or (isinstance(value, str) and
+                                             templating.is_template(value)):
+                    continue
+                checked = _check_value(name, value, endpoint)
+                if isinstance(checked, _Ok):
+                    found[name] = checked.value
+            self._fixed_cache[(sid, model)] = found
+        return found
 
     def _cross_checks(self, params: dict[str, Any], deferred: Mapping[str, str],
                       endpoint: ops.Endpoint, model: str, step: dict[str, Any], i: int,
@@ -784,6 +805,10 @@ class _RuntimeSteps:
 
     def __getattr__(self, name: str) -> Any:
         raise jinja2.UndefinedError("steps results exist only at run time")
+
+
+_RUNTIME_STEPS = _RuntimeSteps()
+_IMAGE_FIELDS = frozenset(ops.IMAGE_FIELDS)
 
 
 class _PlaceholderSteps:

@@ -253,6 +253,8 @@ class _Run:
     def _reconcile(self) -> list[str]:
         """Decide, from the journal, what each task needs; returns the tasks to send."""
         j = self.journal
+        for stale in self.out_dir.rglob(".*.part"):  # a killed run's unfinished writes
+            stale.unlink(missing_ok=True)
         j.register(((t.id, t.step_id, t.op, t.row_key, t.cost_usd, json.dumps(_spec(t)))
                     for t in self.plan.tasks), "")
         states = j.states(self.tasks)
