@@ -264,15 +264,23 @@ class Journal:
             c.execute("UPDATE tasks SET status='responded', updated_at=? WHERE task_id=?",
                       (now, task_id))
 
-    def image_done(self, image_id: str, status: str, file: str | None = None,
-                   sha256: str | None = None, width: int | None = None,
-                   height: int | None = None, size: int | None = None,
-                   error: str | None = None) -> None:
-        """Record the outcome of one image's download."""
+    def task_done(self, task_id: str, images: list[dict[str, Any]]) -> None:
+        """Record every image's download outcome and the task as done, in one transaction.
+
+        Each dict has image_id and status, and for saved files file, sha256, width,
+        height and bytes. A crash before this commit leaves the task `responded`, so
+        the next run downloads its images again instead of sending the request again.
+        """
+        now = time.time()
         with self._tx() as c:
-            c.execute("UPDATE images SET status=?, file=COALESCE(?, file), sha256=?, width=?,"
-                      " height=?, bytes=?, error=?, updated_at=? WHERE image_id=?",
-                      (status, file, sha256, width, height, size, error, time.time(), image_id))
+            c.executemany(
+                "UPDATE images SET status=:status, file=COALESCE(:file, file), sha256=:sha256,"
+                " width=:width, height=:height, bytes=:bytes, error=:error, updated_at=:now"
+                " WHERE image_id=:image_id",
+                [{"file": None, "sha256": None, "width": None, "height": None, "bytes": None,
+                  "error": None, **img, "now": now} for img in images])
+            c.execute("UPDATE tasks SET status='done', updated_at=? WHERE task_id=?",
+                      (now, task_id))
 
     def attempts(self, task_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """Per task: attempts, first start, last finish, last latency."""

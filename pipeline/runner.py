@@ -607,29 +607,29 @@ class _Run:
         self._download_all(task, [r for r in rows if r["status"] == "pending"])
 
     def _download_all(self, task: Task, rows: list[dict[str, Any]]) -> None:
-        j = self.journal
+        updates: list[dict[str, Any]] = []
+        ready: list[dict[str, Any]] = []
         for img in rows:
             if img["status"] != "pending" or not img.get("url"):
                 if img["status"] == "ok" and task.op == "describe":
-                    self._image_ready(img)
+                    ready.append(img)
                 continue
-            dest = self.out_dir / img["file"]
             try:
                 data = download.fetch(self.http, img["url"],
                                       (self.timeouts.connect, self.timeouts.read))
-                saved = download.save(data, dest)
-            except DownloadExpired as exc:
-                j.image_done(img["image_id"], jr.EXPIRED, error=str(exc))
-                self._note_failure()
-                continue
+                saved = download.save(data, self.out_dir / img["file"])
             except DownloadError as exc:
-                j.image_done(img["image_id"], "failed", error=str(exc))
+                status = jr.EXPIRED if isinstance(exc, DownloadExpired) else "failed"
+                updates.append({"image_id": img["image_id"], "status": status, "error": str(exc)})
                 self._note_failure()
                 continue
-            j.image_done(img["image_id"], "ok", img["file"], saved.sha256, saved.width,
-                         saved.height, saved.size)
-            self._image_ready({**img, "status": "ok", "sha256": saved.sha256})
-        j.set_status(task.id, jr.DONE)
+            updates.append({"image_id": img["image_id"], "status": "ok", "file": img["file"],
+                            "sha256": saved.sha256, "width": saved.width,
+                            "height": saved.height, "bytes": saved.size})
+            ready.append({**img, "status": "ok", "sha256": saved.sha256})
+        self.journal.task_done(task.id, updates)
+        for img in ready:  # only now may children use them: the journal knows the files
+            self._image_ready(img)
 
     def _image_ready(self, img: dict[str, Any]) -> None:
         with self.cv:
