@@ -8,6 +8,7 @@ manifest and the report are then written from the journal.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 import json
 import os
 import signal
@@ -132,6 +133,7 @@ class _Run:
             for dep in t.depends_on:
                 self.children.setdefault(dep, []).append(t.id)
         self.status: dict[str, str] = {}
+        self.state_counts: Counter[str] = Counter()
         self.image_ok: dict[str, dict[str, Any]] = {}  # image_id -> journal image row
         self.ran: set[str] = set()
         self.spent = 0.0
@@ -171,7 +173,7 @@ class _Run:
                 old_handler = signal.signal(signal.SIGINT, self._sigint)
             self.progress = Progress(len(self.plan.tasks), summary["cost_usd"], self.out,
                                      quiet=self.o.quiet)
-            self.progress.update(done=sum(1 for s in self.status.values() if s != "todo"),
+            self.progress.update(done=self.state_counts["finished"],
                                  limit=self.limit.limit)
             self._schedule(todo)
         except KeyboardInterrupt:
@@ -280,14 +282,14 @@ class _Run:
                     for img in st.images:
                         if img["status"] == "ok":
                             self.image_ok[img["image_id"]] = img
-                    self.status[tid] = "finished"
+                    self._set_state(tid, "finished")
                     continue
                 status = "download"  # paid for already: fetch the files again, never resend
-            self.status[tid] = "todo" if status in (jr.PENDING, "download") else "finished"
+            self._set_state(tid, "todo" if status in (jr.PENDING, "download") else "finished")
             if status in (jr.PENDING, "download"):
                 todo.append(tid)
                 if status == "download":
-                    self.status[tid] = "download"
+                    self._set_state(tid, "download")
         if to_doubt:
             j.set_statuses(to_doubt, jr.IN_DOUBT, "the run stopped while this request was in "
                            "flight: it may have run and been billed")
@@ -364,7 +366,7 @@ class _Run:
                         self._skip(tid, jr.SKIPPED_BUDGET, "starting it would pass the budget cap")
                         continue
                     mode = self.status[tid]
-                    self.status[tid] = "running"
+                    self._set_state(tid, "running")
                     if mode == "todo":
                         self.limit.start(task.num_images)
                         self.in_flight_cost += task.cost_usd or 0.0
@@ -376,8 +378,16 @@ class _Run:
         with self.cv:
             self._tick()
 
+    def _set_state(self, tid: str, state: str) -> None:
+        """Move a task to todo / download / running / finished, keeping the counts."""
+        old = self.status.get(tid)
+        if old is not None:
+            self.state_counts[old] -= 1
+        self.status[tid] = state
+        self.state_counts[state] += 1
+
     def _running(self) -> bool:
-        return any(s == "running" for s in self.status.values())
+        return self.state_counts["running"] > 0
 
     def _fits_now(self, tid: str) -> bool:
         if self.status.get(tid) == "download":
@@ -393,7 +403,7 @@ class _Run:
     def _skip(self, tid: str, status: str, why: str) -> None:
         """Mark a task (and, through _release, its dependents) as not run. Holds cv."""
         self.journal.set_status(tid, status, why)
-        self.status[tid] = "finished"
+        self._set_state(tid, "finished")
         self._release(tid)
 
     def _release(self, tid: str) -> None:
@@ -406,8 +416,7 @@ class _Run:
 
     def _tick(self) -> None:
         if self.progress:
-            done = sum(1 for s in self.status.values() if s == "finished")
-            self.progress.update(done=done, spent=self.spent, limit=self.limit.limit,
+            self.progress.update(done=self.state_counts["finished"], spent=self.spent, limit=self.limit.limit,
                                  failed=self._failed, rate_limited=self.rate_limited)
 
     def _rate_limited(self, retry_after: float | None) -> None:
@@ -459,7 +468,7 @@ class _Run:
                 if mode != "download":
                     self._release_slots(task)
                     self.in_flight_cost -= task.cost_usd or 0.0
-                self.status[tid] = outcome
+                self._set_state(tid, outcome)
                 self.ran.add(tid)
                 self._release(tid)
 
