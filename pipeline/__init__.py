@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from .api import (  # noqa: E402
+from .api import (
     done_tasks,
     list_runs,
     lock_entries,
@@ -13,7 +13,7 @@ from .api import (  # noqa: E402
     run_plan,
     write_lock,
 )
-from .errors import (  # noqa: E402
+from .errors import (
     ApiError,
     AuthError,
     BudgetExceeded,
@@ -24,11 +24,11 @@ from .errors import (  # noqa: E402
     RecipeError,
     SafetyRejected,
 )
-from .manifest import read_manifest  # noqa: E402
-from .planner import Plan, Task, plan  # noqa: E402
-from .providers import Provider, register  # noqa: E402
-from .recipe import Recipe, load_recipe  # noqa: E402
-from .runner import RunOptions, RunResult  # noqa: E402
+from .manifest import read_manifest
+from .planner import Plan, Task, plan
+from .providers import Provider, register
+from .recipe import Recipe, load_recipe
+from .runner import RunOptions, RunResult
 
 __all__ = [
     "ApiError",

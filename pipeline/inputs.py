@@ -106,7 +106,8 @@ def check_url(url: str, allow_private: bool = False, resolve: bool = False) -> N
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise BadImage(f"{url[:80]!r}: only http(s) URLs are allowed, not {parts.scheme or 'no'} scheme")
+        scheme = parts.scheme or "no"
+        raise BadImage(f"{url[:80]!r}: only http(s) URLs are allowed, not {scheme} scheme")
     host = parts.hostname
     if not host:
         raise BadImage(f"{url[:80]!r}: the URL has no host")
@@ -119,13 +120,11 @@ def check_url(url: str, allow_private: bool = False, resolve: bool = False) -> N
         numeric = _legacy_ipv4(host)
         if numeric is not None:
             addresses = [numeric]
-        elif host == "localhost":
-            return
-        elif not resolve:
+        elif host == "localhost" or not resolve:
             return
         else:
             try:
-                addresses = [info[4][0] for info in socket.getaddrinfo(host, None)]
+                addresses = [str(info[4][0]) for info in socket.getaddrinfo(host, None)]
             except OSError as exc:
                 raise BadImage(f"{url[:80]!r}: cannot resolve {host}") from exc
     for address in addresses:

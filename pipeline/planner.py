@@ -20,7 +20,8 @@ from typing import Any
 
 import jinja2
 
-from . import ops, rows as rowsource, templating
+from . import ops, templating
+from . import rows as rowsource
 from .errors import Problem, RecipeError
 from .inputs import BadImage, ImageRef, check_mask, check_url, inspect_file
 from .ops import Op

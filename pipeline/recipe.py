@@ -6,6 +6,7 @@ import difflib
 import functools
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,6 @@ import yaml
 
 from . import spec, yamlsource
 from .errors import Problem, RecipeError, SchemaError
-
 
 _TEMPLATE_PATTERN = "\\{[{%]"  # how the schema spells "a Jinja template"
 
@@ -84,7 +84,7 @@ def load_recipe(path: str | Path, sets: Mapping[str, str] | None = None) -> Reci
     doc = yamlsource.load(path, shown)
     if not isinstance(doc.data, dict):
         raise SchemaError([Problem("a recipe must be a YAML mapping", file=shown, line=1)])
-    problems = schema_problems(doc)
+    problems = schema_problems(doc) + nan_problems(doc) or size_problems(doc)
     if problems:
         raise SchemaError(problems)
     data = doc.data
@@ -122,6 +122,67 @@ def parse_sets(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+MAX_COMBINATIONS = 10_000  # matrix combinations, each run for every row
+MAX_IMAGES_PER_ROW = 100_000  # images one row may fan out to, over all steps and combinations
+_MAX_NUM_IMAGES = 8  # what a num_images template may render to, at most
+
+
+def size_problems(doc: yamlsource.Located) -> list[Problem]:
+    """Refuse a recipe whose matrix or chain of num_images would plan millions of requests per row.
+
+    A small file can describe a huge plan: ten matrix entries of ten values are 10**10
+    combinations, and six chained steps of num_images 8 are 262,144 images for each
+    row. Those are refused here, before the planner tries to build them.
+    """
+    data = doc.data
+    combos = 1
+    for values in data.get("matrix", {}).values():
+        combos *= len(values)
+    if combos > MAX_COMBINATIONS:
+        sizes = " x ".join(str(len(v)) for v in data["matrix"].values())
+        return [doc.problem(("matrix",), f"{combos:,} combinations ({sizes}); the limit is "
+                            f"{MAX_COMBINATIONS:,}", "each row runs once per combination")]
+    steps = data["steps"]
+    by_id = {s["id"]: (i, s) for i, s in enumerate(steps)}
+    made: dict[str, int] = {}
+
+    def images(step_id: str, trail: frozenset[str]) -> int:
+        if step_id in made:
+            return made[step_id]
+        step = by_id[step_id][1]
+        n = step.get("num_images", data.get("defaults", {}).get("num_images", 1))
+        n = n if isinstance(n, int) else _MAX_NUM_IMAGES
+        parent = step.get("input")
+        many = 1 if parent not in by_id or parent in trail else images(parent, trail | {step_id})
+        made[step_id] = many * n  # a cycle is reported by the planner
+        return made[step_id]
+
+    total = 0
+    for i, step in enumerate(steps):
+        total += images(step["id"], frozenset()) * combos
+        if total > MAX_IMAGES_PER_ROW:
+            return [doc.problem(("steps", i), f"the steps up to {step['id']!r} would make "
+                                f"{total:,} images for each row; the limit is "
+                                f"{MAX_IMAGES_PER_ROW:,}",
+                                "lower num_images or the matrix, or split the recipe")]
+    return []
+
+
+def nan_problems(doc: yamlsource.Located) -> list[Problem]:
+    """YAML's `.nan` passes every JSON Schema bound (NaN compares false); refuse it anywhere."""
+    problems = []
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), doc.data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and math.isnan(value):
+            problems.append(doc.problem(path, "NaN (.nan) is not a number ideopipe can use"))
+        elif isinstance(value, dict):
+            stack.extend(((*path, k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(value))
+    return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
+
+
 def schema_problems(doc: yamlsource.Located) -> list[Problem]:
     """Every schema violation in the document, located, with hints."""
     validator = jsonschema.Draft202012Validator(recipe_schema())
@@ -140,11 +201,13 @@ def _explain(doc: yamlsource.Located, err: jsonschema.ValidationError) -> list[P
         out = []
         for key in extra:  # every unknown field, not just the first
             close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(allowed)}"
+            hint = f"did you mean {close[0]!r}?" if close else \
+                f"known fields: {', '.join(allowed)}"
             out.append(doc.problem((*path, key), f"unknown field {key!r}", hint))
         return out or [doc.problem(path, err.message)]
     if err.validator == "enum":
-        close = difflib.get_close_matches(str(err.instance), [str(v) for v in err.validator_value], n=1)
+        options = [str(v) for v in err.validator_value]
+        close = difflib.get_close_matches(str(err.instance), options, n=1)
         hint = f"did you mean {close[0]!r}?" if close else \
             "expected one of " + ", ".join(map(str, err.validator_value))
         what = "op" if path and path[-1] == "op" else "value"
@@ -154,7 +217,8 @@ def _explain(doc: yamlsource.Located, err: jsonschema.ValidationError) -> list[P
         if best.validator == "enum":
             return _explain(doc, best)
         if best.validator == "pattern" and best.validator_value == _TEMPLATE_PATTERN:
-            kinds = [b["type"] for b in err.validator_value if b.get("type") not in (None, "string")]
+            kinds = [b["type"] for b in err.validator_value
+                     if b.get("type") not in (None, "string")]
             expected = " or ".join(f"{'an' if k[0] in 'aeiou' else 'a'} {k}" for k in kinds)
             return [doc.problem(path, f"{err.instance!r} is not valid here: expected "
                                 f"{expected or 'a value'} or a template such as '{{{{ n }}}}'")]

@@ -47,7 +47,8 @@ def read_rows(spec: Any, base_dir: Path, recipe_file: str) -> list[Row]:
     shown = str(spec[kind])
     if not path.is_file():
         why = "is not a regular file" if path.exists() else "not found"
-        raise RowError([Problem(f"{kind} file {why}: {path}", file=recipe_file, path=f"rows.{kind}")])
+        raise RowError([Problem(f"{kind} file {why}: {path}", file=recipe_file,
+                                path=f"rows.{kind}")])
     if path.stat().st_size > MAX_FILE_BYTES:
         raise RowError([Problem(f"file is larger than {MAX_FILE_BYTES >> 20} MiB", file=shown)])
     lines = _Lines(shown)
@@ -134,10 +135,10 @@ def _csv(lines: _Lines, f: IO[str], shown: str, delimiter: str) -> list[Row]:
             if not record or record == [""]:
                 continue
             if len(record) != len(header):
-                problems.append(Problem(
-                    f"has {len(record)} fields, the header has {len(header)}", file=shown, line=line))
+                problems.append(Problem(f"has {len(record)} fields, the header has "
+                                        f"{len(header)}", file=shown, line=line))
                 continue
-            rows.append(Row(len(rows), dict(zip(header, record)), shown, line))
+            rows.append(Row(len(rows), dict(zip(header, record, strict=True)), shown, line))
     except csv.Error as exc:
         problems.append(Problem(f"unreadable CSV: {exc}", file=shown, line=lines.count,
                                 hint=f"cells are limited to {MAX_CELL:,} characters"

@@ -8,7 +8,6 @@ manifest and the report are then written from the journal.
 from __future__ import annotations
 
 import heapq
-from collections import Counter
 import json
 import os
 import signal
@@ -16,16 +15,18 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from . import download, journal as jr, ops, providers, templating, wire
+from . import download, ops, providers, templating, wire
+from . import journal as jr
 from .client import Client, RetryPolicy, Timeouts, session
 from .errors import (
     ApiError,
@@ -114,7 +115,7 @@ class _Run:
         self.out_dir = plan.out_dir
         self.out = options.out or sys.stderr
         data = plan.recipe.data
-        self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+        self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
         ceiling = options.concurrency or data.get("concurrency") or 8
         self.limit = AdaptiveLimit(ceiling=int(ceiling))
         self.cv = threading.Condition()
@@ -262,7 +263,7 @@ class _Run:
         states = j.states(self.tasks)
         todo: list[str] = []
         to_doubt: list[str] = []
-        for tid, task in self.tasks.items():
+        for tid in self.tasks:
             st = states[tid]
             status = st.status
             if self.o.force:
@@ -670,7 +671,7 @@ class _Run:
         states = None
         for dep in task.depends_on:
             other = self.tasks.get(dep)
-            if other is None or other.id == task.depends_on[0] and task.parent_image_id:
+            if other is None or (other.id == task.depends_on[0] and task.parent_image_id):
                 continue
             states = states or self.journal.states([d for d in task.depends_on])
             st = states.get(dep)
@@ -773,7 +774,7 @@ def _row_values(plan: Plan) -> dict[str, Mapping[str, Any]]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-__all__ = ["RunOptions", "RunResult", "run", "IdeopipeError"]
+__all__ = ["IdeopipeError", "RunOptions", "RunResult", "run"]

@@ -28,7 +28,7 @@ def schema_file(name: str) -> Path:
     return Path(__file__).resolve().parent.parent / "schemas" / name
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def openapi() -> dict[str, Any]:
     """The parsed OpenAPI document."""
     with open(schema_file("ideogram-openapi.json"), encoding="utf-8") as f:
@@ -87,14 +87,14 @@ def _operation(path: str) -> dict[str, Any]:
     return openapi()["paths"][path]["post"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def request_schema(path: str, content_type: str = "multipart/form-data") -> dict[str, Any]:
     """The strict schema of a request body for `path` (e.g. '/v1/ideogram-v3/remix')."""
     content = _operation(path)["requestBody"]["content"]
     return _strict(content[content_type]["schema"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def response_schema(path: str, status: str = "200") -> dict[str, Any]:
     """The strict schema of a JSON response body for `path`."""
     content = _operation(path)["responses"][status]["content"]

@@ -111,7 +111,7 @@ def _size(value: Any, limit: int = MAX_OUTPUT) -> int:
         elif isinstance(v, (abc.Sequence, abc.Set, abc.MappingView)):
             total += 2 + len(v)
             if total <= limit:
-                stack.extend(v)
+                stack.extend(v)  # type: ignore[arg-type]
         else:
             total += 1
         if total > limit:
@@ -119,7 +119,17 @@ def _size(value: Any, limit: int = MAX_OUTPUT) -> int:
     return total
 
 
+_SMALL = (bool, float, type(None))
+
+
 def _check(value: Any, what: str) -> Any:
+    kind = type(value)
+    if kind is str:  # the common case, kept fast
+        if len(value) > MAX_OUTPUT:
+            raise SecurityLimit(f"{what} would be longer than {MAX_OUTPUT:,} characters")
+        return value
+    if kind in _SMALL or (kind is int and value.bit_length() < 64):
+        return value
     if _size(value) > MAX_OUTPUT:
         raise SecurityLimit(f"{what} would be longer than {MAX_OUTPUT:,} characters")
     return value
@@ -133,7 +143,8 @@ def _check_int(value: Any, what: str) -> None:
 def _bounded_mul(a: Any, b: Any) -> Any:
     if isinstance(a, (str, list, tuple)) or isinstance(b, (str, list, tuple)):
         seq, times = (a, b) if isinstance(a, (str, list, tuple)) else (b, a)
-        if isinstance(times, int) and times > 0 and _size(seq) * times > MAX_OUTPUT:
+        unit = len(seq) if isinstance(seq, str) else _size(seq)
+        if isinstance(times, int) and times > 0 and unit * times > MAX_OUTPUT:
             raise SecurityLimit(f"repetition would produce {len(seq) * times:,} items")
     elif isinstance(a, int) and isinstance(b, int) and \
             a.bit_length() + b.bit_length() > MAX_INT_BITS:
@@ -150,9 +161,9 @@ def _bounded_pow(a: Any, b: Any) -> Any:
 
 
 def _bounded_add(a: Any, b: Any) -> Any:
-    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
-        if _size(a) + _size(b) > MAX_OUTPUT:
-            raise SecurityLimit(f"the sum would be longer than {MAX_OUTPUT:,} characters")
+    numbers = isinstance(a, (int, float)) and isinstance(b, (int, float))
+    if not numbers and _size(a) + _size(b) > MAX_OUTPUT:
+        raise SecurityLimit(f"the sum would be longer than {MAX_OUTPUT:,} characters")
     return operator.add(a, b)
 
 
@@ -173,7 +184,8 @@ def _check_str_format(fmt: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
         raise SecurityLimit("a format width or precision of a million or more")
     if _NESTED_FIELD.search(fmt):
         for v in (*args, *kwargs.values()):
-            _check_int(v, "format width")
+            for w in v.values() if isinstance(v, Mapping) else (v,):  # format_map's mapping
+                _check_int(w, "format width")
 
 
 def _estimate_replace(s: Any, old: Any, new: Any, count: Any) -> int:
@@ -307,23 +319,23 @@ class _Guard(NodeTransformer):
     def __init__(self, env: jinja2.Environment):
         self.env = env
 
-    def _wrap(self, name: str, node: nodes.Node, args: list[nodes.Expr]) -> nodes.Call:
+    def _wrap(self, name: str, node: nodes.Node, args: list[Any]) -> nodes.Call:
         call = nodes.Call(nodes.EnvironmentAttribute(name), args, [], None, None)
         call.set_lineno(node.lineno)
         call.set_environment(self.env)
         return call
 
-    def visit_For(self, node: nodes.For) -> nodes.For:
-        node = self.generic_visit(node)
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
         node.iter = self._wrap("ideopipe_iter", node, [node.iter])
         return node
 
-    def visit_Concat(self, node: nodes.Concat) -> nodes.Call:
-        node = self.generic_visit(node)
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
         return self._wrap("ideopipe_concat", node, list(node.nodes))
 
-    def _literal(self, node: nodes.Expr) -> nodes.Expr:
-        node = self.generic_visit(node)
+    def _literal(self, node: nodes.Expr) -> nodes.Node:
+        self.generic_visit(node)
         if getattr(node, "ctx", "load") != "load":
             return node
         return self._wrap("ideopipe_checked", node, [node])
@@ -389,7 +401,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                           "the formatted text")
         return super().call_binop(context, operator_name, left, right)
 
-    def call(__self, __context: Context, __obj: Any, *args: Any,  # noqa: N805
+    def call(__self, __context: Context, __obj: Any, *args: Any,
              **kwargs: Any) -> Any:
         _tick()
         for v in (getattr(__obj, "__self__", None), *args, *kwargs.values()):
@@ -443,7 +455,7 @@ def compile_template(source: str) -> jinja2.Template:
 
 
 def render(source: str, context: Mapping[str, Any]) -> str:
-    """Render a template; raises jinja2 errors (RenderError for plain Python ones) or SecurityLimit."""
+    """Render a template; raises jinja2 errors (RenderError for Python ones) or SecurityLimit."""
     template = compile_template(source)
     token = _BUDGET.set(_Budget(MAX_STEPS, time.monotonic() + MAX_SECONDS))
     try:
@@ -473,6 +485,8 @@ def references(source: str) -> frozenset[str]:
     tree = _parse(source)
     found: set[str] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if not isinstance(node, (nodes.Getattr, nodes.Getitem)):
+            continue
         target = node.node
         if isinstance(target, nodes.Name) and target.name in ("input", "steps"):
             attr = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", "")

@@ -97,6 +97,7 @@ def load(path: Path, shown: str | None = None) -> Located:
 
 def loads(text: str, shown: str) -> Located:
     """Parse YAML text; raises RecipeError with a located message."""
+    _check_depth(text, shown)
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -117,6 +118,30 @@ def loads(text: str, shown: str) -> Located:
     builder = _Builder(doc)
     doc.data = builder.build(node, ())
     return doc
+
+
+def _check_depth(text: str, shown: str) -> None:
+    """Refuse `[[[[...` before PyYAML's recursive composer hits the recursion limit.
+
+    The events come from libyaml when it is installed (fast, not recursive); a syntax
+    error is left for the real parse, which reports it with its position.
+    """
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    raise RecipeError([Problem(f"nested more than {MAX_DEPTH} levels deep",
+                                               file=shown,
+                                               line=mark.line + 1 if mark else None,
+                                               column=mark.column + 1 if mark else None)])
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    except (yaml.YAMLError, RecursionError):
+        return
 
 
 class _Builder:
@@ -150,7 +175,7 @@ class _Builder:
                 return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
             if node.tag != f"{_STANDARD}map":
                 raise self.fail(node, f"tag {node.tag!r} is not allowed")
-            return self.mapping(node, path)
+            return self.mapping(node, path)  # type: ignore[arg-type]
         finally:
             self.open.discard(id(node))
 
@@ -170,7 +195,8 @@ class _Builder:
         merged: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == f"{_STANDARD}merge":
-                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                many = isinstance(value_node, yaml.SequenceNode)
+                sources = value_node.value if many else [value_node]
                 for source in sources:
                     value = self.build(source, path)
                     if not isinstance(value, dict):

@@ -170,6 +170,31 @@ def test_bad_prices_file(spring: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert f"{prices}: must map op:tier keys to prices in USD" in err
 
 
+@pytest.mark.parametrize("value", ["-1", ".nan", "true"])
+def test_prices_option_refuses_negative_nan_and_bool(spring: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    value: str):
+    """A negative or NaN price would make any plan 'fit' its budget."""
+    prices = tmp_path / "p.yaml"
+    prices.write_text(f"generate:TURBO: {value}\n", encoding="utf-8")
+    code, out, err = cli(capsys, "plan", spring, "--prices", prices)
+    assert code == 2, out
+    assert f"{prices}: must map op:tier keys to prices in USD" in err
+
+
+@pytest.mark.parametrize("value", ["-1", ".nan", "true"])
+def test_prices_file_refuses_negative_nan_and_bool(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str], value: str):
+    (tmp_path / "prices.yaml").write_text(f"generate:TURBO: {value}\n", encoding="utf-8")
+    path = write(tmp_path, """\
+        prices_file: prices.yaml
+        steps: [{id: a, op: generate, prompt: x, rendering_speed: TURBO}]
+        """)
+    code, out, err = cli(capsys, "plan", path)
+    assert code == 2, out
+    assert "prices_file: must map op:tier keys to" in err
+
+
 def test_plan_warning_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     path = write(tmp_path, """\
         seed: 7
@@ -193,8 +218,8 @@ def test_schema_command(capsys: pytest.CaptureFixture[str]):
 # -- as a real process ------------------------------------------------------------------
 
 
-def run(*argv: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def run(*argv: str | Path, cwd: Path, **env_extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **env_extra}
     return subprocess.run([sys.executable, "-m", "pipeline", *map(str, argv)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60)
 
@@ -204,9 +229,22 @@ def test_subprocess_validate_and_plan(spring: Path, tmp_path: Path):
     done = run("validate", spring, bad, cwd=tmp_path)
     assert done.returncode == 2
     assert f"{spring}: ok (24 requests, 24 images, $1.2000)" in done.stdout
-    assert f"{bad}:3:" in done.stderr and "undefined variable: 'nope' is undefined" in done.stderr
+    assert f"{bad}:3:" in done.stderr
+    assert "undefined variable: 'nope' is undefined" in done.stderr
     assert "Traceback" not in done.stderr
     planned = run("plan", "--json", spring, cwd=tmp_path)
     assert planned.returncode == 0, planned.stderr
     assert json.loads(planned.stdout)["cost_usd"] == 1.2
     assert not (spring.parent / "out").exists()
+
+
+def test_seeds_do_not_depend_on_the_process(spring: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]):
+    """Same seeds and task ids in this process and in one with another hash seed."""
+    code, out, _ = cli(capsys, "plan", "--json", spring)
+    assert code == 0
+    here = json.loads(out)
+    there = run("plan", "--json", spring, cwd=tmp_path, PYTHONHASHSEED="12345")
+    assert there.returncode == 0, there.stderr
+    ids = [(t["id"], t["seed"], t["outputs"]) for t in json.loads(there.stdout)["tasks"]]
+    assert ids == [(t["id"], t["seed"], t["outputs"]) for t in here["tasks"]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image
 
 from pipeline.api import plan_file
+from pipeline.cli import main
 from pipeline.errors import RecipeError
 from pipeline.planner import Plan, Task, plan
 from pipeline.recipe import load_recipe
@@ -165,7 +167,10 @@ def test_derived_seed_is_pinned(spring: Path):
 
 def test_derived_seeds_are_stable_and_distinct(spring: Path):
     a, b = plan_file(spring), plan_file(spring)
-    assert [(t.id, t.seed, t.outputs) for t in a.tasks] == [(t.id, t.seed, t.outputs) for t in b.tasks]
+    def key(p: Plan) -> list[tuple]:
+        return [(t.id, t.seed, t.outputs) for t in p.tasks]
+
+    assert key(a) == key(b)
     seeds = [t.seed for t in a.tasks]
     assert len(set(seeds)) == len(seeds)
 
@@ -307,7 +312,8 @@ def test_template_fields_render_per_row(tmp_path: Path):
         rows: [{n: "2", w: 30, r: "9:16"}, {n: "1", w: 70, r: "ASPECT_1_1"}]
         steps:
           - {id: a, op: generate, prompt: x, num_images: "{{ n }}", aspect_ratio: "{{ r }}"}
-          - {id: b, op: remix, input: a, prompt: "{{ input.prompt }} again", image_weight: "{{ w }}"}
+          - {id: b, op: remix, input: a, prompt: "{{ input.prompt }} again",
+             image_weight: "{{ w }}"}
         """))
     gen = [(t.row_index, t.params["aspect_ratio"]) for t in by_step(p)["a"]]
     assert gen == [(0, "9x16"), (0, "9x16"), (1, "1x1")]
@@ -372,7 +378,8 @@ REFUSED = [
     ("aspect-7x3", """\
         steps:
           - {id: a, op: generate, prompt: x, aspect_ratio: 7x3}
-        """, r"steps\[0\]\.aspect_ratio: aspect ratio '7x3' is not accepted here; expected one of "),
+        """, r"steps\[0\]\.aspect_ratio: aspect ratio '7x3' is not accepted here; expected one "
+             r"of 1x3, "),
     ("unknown-model", """\
         steps:
           - {id: a, op: generate, prompt: x, model: V_4}
@@ -454,7 +461,8 @@ REFUSED = [
     ("image-missing", """\
         rows: [{photo: nope.png}]
         steps: [{id: a, op: remix, image: "{{ photo }}", prompt: x}]
-        """, r"steps\[0\]\.image: file not found: .*nope\.png — row .*recipe\.yaml:3 \(column photo\)"),
+        """, r"steps\[0\]\.image: file not found: .*nope\.png — row .*recipe\.yaml:3 "
+             r"\(column photo\)"),
     ("mask-wrong-size", """\
         steps: [{id: a, op: edit, image: img.png, mask: small-mask.png, prompt: x}]
         """, r"steps\[0\]\.mask: mask is 32x32 but the image is 64x64; they must be the same size"),
@@ -469,13 +477,18 @@ REFUSED = [
 
 
 @pytest.mark.parametrize(("body", "match"), [pytest.param(b, m, id=i) for i, b, m in REFUSED])
-def test_refused_plans(images: Path, body: str, match: str):
+def test_refused_plans(images: Path, capsys: pytest.CaptureFixture[str], body: str, match: str):
     path = write(images, body)
     before = sorted(images.rglob("*"))
     with pytest.raises(RecipeError, match=match) as info:
         plan_file(path)
     assert all(p.file == str(path) for p in info.value.problems)
-    assert sorted(images.rglob("*")) == before
+    assert main(["plan", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert re.search(rf"^{re.escape(str(path))}:\d+:\d+: .*{match}", err, re.MULTILINE), err
+    assert err.splitlines()[-1].endswith("error(s); nothing was sent")
+    assert sorted(images.rglob("*")) == before  # nothing written: no out dir
 
 
 def test_output_symlink_escape(tmp_path: Path):
@@ -500,7 +513,8 @@ def test_good_images_and_masks_plan(images: Path):
         """))
     edit, remix = p.tasks
     assert [r.kind for r in edit.images["image"]] == ["file"]
-    assert edit.images["image"][0].digest == hashlib.sha256((images / "img.png").read_bytes()).hexdigest()
+    digest = hashlib.sha256((images / "img.png").read_bytes()).hexdigest()
+    assert edit.images["image"][0].digest == digest
     assert [(r.kind, r.value) for r in remix.images["image"]] == [("url", "https://example.com/x.png")]
 
 

@@ -72,7 +72,8 @@ BAD = [
             op: generate
             promt: x
         output: {dir: out}
-        """, {}, [r"{R}:6:\d+: steps\[0\]\.promt: unknown field 'promt' — did you mean 'prompt'\?"]),
+        """, {}, [r"{R}:6:\d+: steps\[0\]\.promt: unknown field 'promt' — did you mean "
+                  r"'prompt'\?"]),
     ("unknown-top-field", """\
         version: 1
         nmae: t
@@ -163,8 +164,10 @@ BAD = [
             prompt: "{{ product }} in {{ colour }}"
         output: {dir: out}
         """, {"data.csv": 'sku,product\nA,"two\nlines"\nB,hat\n'},
-     [r"{R}:7:13: steps\[0\]\.prompt: undefined variable: 'colour' is undefined — row data\.csv:2$",
-      r"{R}:7:13: steps\[0\]\.prompt: undefined variable: 'colour' is undefined — row data\.csv:4$"]),
+     [r"{R}:7:13: steps\[0\]\.prompt: undefined variable: 'colour' is undefined — row "
+      r"data\.csv:2$",
+      r"{R}:7:13: steps\[0\]\.prompt: undefined variable: 'colour' is undefined — row "
+      r"data\.csv:4$"]),
     ("undefined-variable-inline-row", """\
         version: 1
         name: t
@@ -377,7 +380,8 @@ def test_fixed_seed_with_many_images_warns_but_passes(tmp_path: Path,
 
 
 @pytest.mark.parametrize(("text", "error", "match"), [
-    ("version: 2\nname: t\nsteps: [{id: a, op: generate}]\n", SchemaError, r"version: 1 was expected"),
+    ("version: 2\nname: t\nsteps: [{id: a, op: generate}]\n", SchemaError,
+     r"version: 1 was expected"),
     ("- a\n- b\n", SchemaError, r"a recipe must be a YAML mapping"),
     ("version: 1\nname: 'bad name'\nsteps: [{id: a, op: generate}]\n", SchemaError,
      r"name: 'bad name' does not match"),
@@ -385,6 +389,10 @@ def test_fixed_seed_with_many_images_warns_but_passes(tmp_path: Path,
     ("version: 1\nname: t\nsteps: [{op: generate}]\n", SchemaError, r"'id' is a required property"),
     ("version: 1\nname: t\nseed: 99999999999\nsteps: [{id: a, op: generate}]\n", SchemaError,
      r"seed: 99999999999 is not valid here"),
+    ("version: 1\nname: t\nbudget_usd: .nan\nprices: {upscale: .NaN}\n"
+     "steps: [{id: a, op: upscale}]\n",
+     SchemaError, r"r\.yaml:3:13: budget_usd: NaN \(\.nan\) is not a number ideopipe can use\n"
+                  r".*r\.yaml:4:19: prices\.upscale: NaN"),
     ("version: 1\nname: t\nsteps: &s [{id: a, op: generate, x: *s}]\n", RecipeError,
      r"an alias refers to the value that contains it"),
 ])
@@ -393,6 +401,43 @@ def test_load_recipe_errors(tmp_path: Path, text: str, error: type[Exception], m
     path.write_text(text, encoding="utf-8")
     with pytest.raises(error, match=match):
         load_recipe(path)
+
+
+CHAIN = ("[{id: a, op: generate, num_images: 8}, {id: b, op: remix, input: a, num_images: 8},"
+         " {id: c, op: remix, input: b, num_images: '{{ n }}'}, {id: d, op: upscale, input: c}")
+TWO = "[{id: a, op: generate, num_images: 8}, {id: b, op: remix, input: a, num_images: 8}]"
+
+
+def values(n: int) -> str:
+    return "[" + ", ".join(map(str, range(n))) + "]"
+
+
+@pytest.mark.parametrize(("matrix", "steps", "error"), [
+    pytest.param("{a: [1, 2], b: [x, y, z]}", TWO, None, id="small"),
+    pytest.param(f"{{a: {values(100)}, b: {values(100)}}}", "[{id: a, op: generate}]", None,
+                 id="10000-combinations"),
+    pytest.param(f"{{a: {values(100)}, b: {values(101)}}}", "[{id: a, op: generate}]",
+                 r"matrix: 10,100 combinations \(100 x 101\); the limit is 10,000",
+                 id="10100-combinations"),
+    pytest.param(f"{{a: {values(2000)}}}", TWO,
+                 r"steps\[1\]: the steps up to 'b' would make 144,000 images for each row",
+                 id="combinations-times-images"),
+    pytest.param("{}", CHAIN + "]", None, id="chain-of-4"),
+    pytest.param("{}", CHAIN + ", {id: e, op: remix, input: d, num_images: 8},"
+                 " {id: f, op: remix, input: e, num_images: 8},"
+                 " {id: g, op: remix, input: f, num_images: 8}]",
+                 r"steps\[6\]: the steps up to 'g' would make 300,104 images", id="chain-of-7"),
+    pytest.param("{}", "[{id: a, op: remix, input: b, num_images: 8},"
+                 " {id: b, op: remix, input: a}]", None, id="cycle-left-to-planner"),
+])
+def test_plan_size_limits(tmp_path: Path, matrix: str, steps: str, error: str | None):
+    path = tmp_path / "r.yaml"
+    path.write_text(f"version: 1\nname: t\nmatrix: {matrix}\nsteps: {steps}\n", encoding="utf-8")
+    if error is None:
+        load_recipe(path)
+    else:
+        with pytest.raises(SchemaError, match=error):
+            load_recipe(path)
 
 
 def test_unquoted_ratio_is_text_not_base_60(tmp_path: Path):
@@ -484,6 +529,7 @@ def test_inline_rows_without_lines_name_their_number():
     ("{{ note }}", {"note": "{{ 7*7 }}"}, "{{ 7*7 }}"),
     ("{{ (n * 2) ** 3 }}", {"n": 2}, "64"),
     ("{{ [1, 2] + [3] }}", {}, "[1, 2, 3]"),
+    ("{{ 10**10**10 }}", {}, "1" + "0" * 100),  # jinja's ** groups left: (10**10)**10
     ("{{ 'a' ~ 1 ~ none }}", {}, "a1None"),
 ])
 def test_templates_render(source: str, context: dict, expected: str):

@@ -7,12 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import TEST_KEY
 
 from pipeline import api
 from pipeline.errors import BudgetExceeded
 from pipeline.manifest import read_manifest
 from pipeline.runner import RunOptions
-from conftest import TEST_KEY
 
 CHAIN = """
 version: 1
@@ -167,7 +167,8 @@ def test_expired_url_gives_download_expired(emulator, write_recipe):
 
 
 def test_safety_rejection_is_recorded_not_retried(emulator, write_recipe):
-    text = chain(**{"A {{ product }} on a table": "A {{ product }} on a table {{ '[reject]' if sku == 'A1' else '' }}"})
+    flagged = "A {{ product }} on a table {{ '[reject]' if sku == 'A1' else '' }}"
+    text = chain(**{"A {{ product }} on a table": flagged})
     result = api.run_file(write_recipe(text), options(emulator))
     frame = read_manifest(result.manifest)
     hero = frame[(frame["step_id"] == "hero") & (frame["row_key"] == "1")]

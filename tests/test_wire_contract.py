@@ -40,7 +40,7 @@ def images_for(endpoint: ops.Endpoint) -> dict:
     out = {}
     for name in ops.IMAGE_FIELDS:
         if name in endpoint.accepts and name != "character_reference_images_mask":
-            out[name] = [IMAGE] if name in ops.LIST_IMAGE_FIELDS else [IMAGE]
+            out[name] = [IMAGE]
     return out
 
 
