@@ -16,7 +16,7 @@ from .inputs import ImageRef
 from .journal import Journal
 from .manifest import read_manifest
 from .planner import Plan, Task, content_key, image_id, plan
-from .pricing import default_table
+from .pricing import check_prices, default_table
 from .recipe import load_recipe, parse_sets
 from .rows import parse_range
 from .runner import RunOptions, RunResult
@@ -30,9 +30,9 @@ def plan_file(path: str | Path, *, sets: Sequence[str] | None = None, limit: int
     prices = None
     if prices_file:
         loaded = yamlsource.load(Path(prices_file)).data
-        if not isinstance(loaded, dict) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in loaded.values()):
-            raise RecipeError([Problem("must map op:tier keys to prices in USD", file=prices_file)])
+        why = check_prices(loaded)
+        if why:
+            raise RecipeError([Problem(why, file=prices_file)])
         prices = loaded
     if limit is not None and limit < 1:
         raise RecipeError([Problem(f"--limit {limit}: expected a positive number")])

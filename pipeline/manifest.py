@@ -53,6 +53,8 @@ def build(plan: Plan, journal: jr.Journal, run_id: str, ran: set[str]) -> pd.Dat
             status = image_status(st, img, task.id in ran)
             rel = (img or {}).get("file") or (task.outputs[n] if n < len(task.outputs) else None)
             ok = status in ("ok", "cached")
+            # an image the API returned is billed even if its download then failed
+            billed = status in BILLED or (img is not None and status == "failed")
             records.append({
                 "schema_version": SCHEMA_VERSION, "run_id": run_id,
                 "recipe": str(plan.recipe.shown), "recipe_sha256": plan.recipe.sha256,
@@ -77,7 +79,7 @@ def build(plan: Plan, journal: jr.Journal, run_id: str, ran: set[str]) -> pd.Dat
                 "description": (img or {}).get("description"),
                 "status": status,
                 "error": (img or {}).get("error") or (st.error if st and not ok else None),
-                "cost_usd": (per_image if status in BILLED else 0.0) if per_image is not None
+                "cost_usd": (per_image if billed else 0.0) if per_image is not None
                 else None,
                 "file": rel if ok else None,
                 "sha256": (img or {}).get("sha256") if ok else None,

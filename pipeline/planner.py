@@ -7,6 +7,7 @@ together at the end.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import json
@@ -25,7 +26,7 @@ from . import rows as rowsource
 from .errors import Problem, RecipeError
 from .inputs import BadImage, ImageRef, check_mask, check_url, inspect_file
 from .ops import Op
-from .pricing import PriceTable, default_table, price_key
+from .pricing import PriceTable, check_prices, default_table, price_key
 from .recipe import Recipe
 
 DEFAULT_FILE = "{{ key }}/{{ step }}-{{ index }}-{{ seed }}.png"
@@ -182,7 +183,15 @@ def plan(recipe: Recipe, *, provider: str | None = None, limit: int | None = Non
          row_range: tuple[int, int] | None = None, prices: Mapping[str, float] | None = None,
          out_dir: Path | None = None) -> Plan:
     """Plan every request of a recipe; raises RecipeError listing every problem."""
-    return _Planner(recipe, provider, prices, out_dir).plan(limit, row_range)
+    # The plan is hundreds of thousands of small objects and no cycles: the cyclic
+    # collector would only rescan them again and again while they are being made.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _Planner(recipe, provider, prices, out_dir).plan(limit, row_range)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _Planner:
@@ -215,10 +224,9 @@ class _Planner:
 
             path = self.r.base_dir / self.data["prices_file"]
             loaded = yamlsource.load(path).data
-            if not isinstance(loaded, dict) or not all(
-                    isinstance(v, (int, float)) for v in loaded.values()):
-                raise RecipeError([self.r.problem(("prices_file",),
-                                                  "must map op:tier keys to numbers")])
+            why = check_prices(loaded)
+            if why:
+                raise RecipeError([self.r.problem(("prices_file",), f"{why} (in {path.name})")])
             table = table.with_overrides(loaded, Path(path).name)
         return table.with_overrides(extra or {}, "cli")
 

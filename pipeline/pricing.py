@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -34,6 +35,18 @@ def default_table() -> PriceTable:
     text = resources.files("pipeline").joinpath("data/prices.json").read_text("utf-8")
     data: dict[str, Any] = json.loads(text)
     return PriceTable(data["version"], dict(data["prices"]))
+
+
+def check_prices(values: Any) -> str | None:
+    """Why a mapping of price overrides is unusable, or None if it is fine."""
+    what = "must map op:tier keys to prices in USD per image"
+    if not isinstance(values, Mapping):
+        return what
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or value < 0:
+            return f"{what}; {key}: {value!r} is not a number of 0 or more"
+    return None
 
 
 def price_key(op: str, family: str, model: str, rendering_speed: str | None) -> str:

@@ -343,6 +343,13 @@ class _Guard(NodeTransformer):
     visit_List = visit_Tuple = visit_Dict = _literal
 
 
+def _default(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
+    """Jinja's `default`, which here also stands in for an empty string (an empty CSV cell)."""
+    if isinstance(value, jinja2.Undefined) or value == "" or (boolean and not value):
+        return default_value
+    return value
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, with every value kept small and every render kept short."""
 
@@ -351,6 +358,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.globals.pop("lipsum", None)
+        self.filters["default"] = self.filters["d"] = _default
         self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
         self.finalize = self._finalize
         self.concat = self._concat  # type: ignore[method-assign]
@@ -454,8 +462,47 @@ def compile_template(source: str) -> jinja2.Template:
         raise jinja2.TemplateSyntaxError("the template nests too deeply", 1) from exc
 
 
+_SIMPLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_OTHER = re.compile(r"\{[{%#]|\}\}|%\}|#\}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_parts(source: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """Split a template made only of `{{ name }}` substitutions; None if it has anything else.
+
+    Such templates (row keys, file names, most prompts) need no sandbox: they only read
+    variables. Rendering them directly gives Jinja's result (str() of each value, an
+    UndefinedError for a missing name) without its per-call set-up.
+    """
+    pieces = _SIMPLE.split(source)
+    texts, names = tuple(pieces[::2]), tuple(pieces[1::2])
+    if any(_OTHER.search(t) for t in texts):
+        return None
+    return texts, names
+
+
+def _render_plain(texts: tuple[str, ...], names: tuple[str, ...],
+                  context: Mapping[str, Any]) -> str:
+    out = [texts[0]]
+    size = len(texts[0])
+    for name, text in zip(names, texts[1:]):
+        try:
+            value = context[name]
+        except KeyError:
+            raise jinja2.UndefinedError(f"'{name}' is undefined") from None
+        part = value if isinstance(value, str) else str(_check(value, "an expression's value"))
+        size += len(part) + len(text)
+        if size > MAX_OUTPUT:
+            raise SecurityLimit(f"rendered text is over {MAX_OUTPUT:,} characters")
+        out += (part, text)
+    return "".join(out)
+
+
 def render(source: str, context: Mapping[str, Any]) -> str:
     """Render a template; raises jinja2 errors (RenderError for Python ones) or SecurityLimit."""
+    plain = _plain_parts(source)
+    if plain is not None:
+        return _render_plain(*plain, context)
     template = compile_template(source)
     token = _BUDGET.set(_Budget(MAX_STEPS, time.monotonic() + MAX_SECONDS))
     try:

@@ -147,11 +147,15 @@ def test_fault_storm_ends_honestly_and_the_ledger_matches(emulator, tmp_path: Pa
                                              environ={"IDEOGRAM_API_KEY": "storm"}))
     frame = read_manifest(result.manifest)
     statuses = Counter(frame["status"])
-    assert set(statuses) <= {"ok", "in_doubt", "skipped_parent"}, statuses
+    assert set(statuses) <= {"ok", "in_doubt", "skipped_parent", "failed"}, statuses
+    failed = frame[frame["status"] == "failed"]
+    # a failed image here is one whose every download attempt was cut short
+    assert failed["error"].str.contains("download failed").all(), list(failed["error"])
+    assert (failed["cost_usd"] > 0).all()  # it was billed all the same
     ledger = emulator.ledger()
     dropped_after_billing = sum(1 for e in ledger["entries"] if e["outcome"] == "accept_drop")
-    # image for image: everything billed is on disk, or is an in_doubt request
-    assert ledger["billed_total"] == statuses["ok"] + dropped_after_billing
+    # image for image: everything billed is on disk, failed to download, or is in_doubt
+    assert ledger["billed_total"] == statuses["ok"] + len(failed) + dropped_after_billing
     assert dropped_after_billing <= statuses["in_doubt"]
     for row in frame[frame["status"] == "ok"].itertuples():
         assert file_sha256(result.out_dir / row.file) == row.sha256
