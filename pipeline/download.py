@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import io
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +11,8 @@ from pathlib import Path
 import requests
 from PIL import Image, UnidentifiedImageError
 
-from .errors import DownloadError, DownloadExpired, StorageError
+from .errors import DownloadError, DownloadExpired
+from .files import write_atomic
 
 MAX_BYTES = 64 * 1024 * 1024
 FORMATS = ("PNG", "JPEG", "WEBP")
@@ -99,30 +96,7 @@ def _fetch_once(http: requests.Session, url: str, timeout: tuple[float, float],
 
 
 def save(data: bytes, dest: Path) -> Saved:
-    """Verify an image and write it atomically: temp file beside it, fsync, rename."""
+    """Verify an image and write it atomically (never a partial file at `dest`)."""
     kind, width, height = verify(data)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-            raise StorageError(f"cannot write {dest}: {exc.strerror}") from exc
-        raise StorageError(f"cannot write {dest}: {exc}") from exc
-    _fsync_dir(dest.parent)
+    write_atomic(dest, data)
     return Saved(dest, hashlib.sha256(data).hexdigest(), width, height, len(data), kind)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -35,6 +34,8 @@ import jinja2
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
+
+from .files import write_atomic
 
 __all__ = ["REPORT_NAME", "THUMB_DIR", "write_report"]
 
@@ -162,7 +163,7 @@ def write_report(out_dir: Path, manifest: pd.DataFrame, run: Mapping[str, Any],
     html = _render(run, entries, steps, sections, summaries)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / REPORT_NAME
-    _write_atomic(target, html.encode("utf-8"))
+    write_atomic(target, html.encode("utf-8"))
     return target
 
 
@@ -267,7 +268,7 @@ def _thumbnail(source: Path, dest: Path) -> tuple[int, int] | None:
             # A box-filter reduce to 1.5x, then bicubic: as sharp as Lanczos, 3-5x faster.
             small.thumbnail((THUMB_MAX, THUMB_MAX), Image.Resampling.BICUBIC, reducing_gap=1.5)
             buffer = _jpeg_bytes(small)
-        _write_atomic(dest, buffer)
+        write_atomic(dest, buffer)
         return small.size
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
@@ -277,20 +278,6 @@ def _jpeg_bytes(img: Image.Image) -> bytes:
     out = io.BytesIO()
     img.save(out, "JPEG", quality=THUMB_QUALITY, optimize=True, progressive=True)
     return out.getvalue()
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    """Write via a temporary file in the same directory and os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ------------------------------------------------------------------- cards
