@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     started_at REAL, finished_at REAL, status TEXT, http_status INTEGER, error TEXT,
     latency_s REAL);
 CREATE TABLE IF NOT EXISTS responses (
-    task_id TEXT PRIMARY KEY, attempt_id INTEGER, body TEXT, received_at REAL);
+    task_id TEXT PRIMARY KEY, attempt_id INTEGER, body TEXT, received_at REAL, params TEXT);
 CREATE TABLE IF NOT EXISTS images (
     image_id TEXT PRIMARY KEY, task_id TEXT NOT NULL, idx INTEGER, seed INTEGER,
     api_prompt TEXT, url TEXT, is_image_safe INTEGER, resolution TEXT, style_type TEXT,
@@ -246,14 +246,15 @@ class Journal:
                       (task_status, error, now, task_id))
 
     def responded(self, task_id: str, attempt_id: int, body: Any,
-                  images: list[dict[str, Any]]) -> None:
-        """Record a successful response and the images it announced (files not yet written)."""
+                  images: list[dict[str, Any]], params: Mapping[str, Any] | None = None) -> None:
+        """Record a successful response, the parameters as sent, and the images it announced."""
         now = time.time()
         with self._tx() as c:
             c.execute("UPDATE attempts SET finished_at=?, status='ok', http_status=200,"
                       " latency_s=?-started_at WHERE attempt_id=?", (now, now, attempt_id))
-            c.execute("INSERT OR REPLACE INTO responses VALUES (?,?,?,?)",
-                      (task_id, attempt_id, json.dumps(body), now))
+            c.execute("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?)",
+                      (task_id, attempt_id, json.dumps(body), now,
+                       json.dumps(dict(params or {}), default=str)))
             c.execute("DELETE FROM images WHERE task_id=?", (task_id,))
             c.executemany(
                 "INSERT OR REPLACE INTO images (image_id, task_id, idx, seed, api_prompt, url,"
@@ -281,6 +282,13 @@ class Journal:
                   "error": None, **img, "now": now} for img in images])
             c.execute("UPDATE tasks SET status='done', updated_at=? WHERE task_id=?",
                       (now, task_id))
+
+    def sent_params(self, task_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The parameters each answered task was sent with (run-time templates rendered)."""
+        wanted = set(task_ids)
+        with self.mutex:
+            rows = self.conn.execute("SELECT task_id, params FROM responses").fetchall()
+        return {tid: json.loads(p) for tid, p in rows if tid in wanted and p}
 
     def attempts(self, task_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """Per task: attempts, first start, last finish, last latency."""

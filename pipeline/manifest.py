@@ -39,6 +39,7 @@ def build(plan: Plan, journal: jr.Journal, run_id: str, ran: set[str]) -> pd.Dat
 
     states = journal.states({t.id for t in plan.tasks})
     attempts = journal.attempts({t.id for t in plan.tasks})
+    sent = journal.sent_params(t.id for t in plan.tasks if t.deferred)
     records: list[dict[str, Any]] = []
     for task in plan.tasks:
         st = states.get(task.id)
@@ -48,6 +49,7 @@ def build(plan: Plan, journal: jr.Journal, run_id: str, ran: set[str]) -> pd.Dat
             ids += sorted(i for i in images if i.startswith(task.image_ids[0] + "-"))
         att = attempts.get(task.id, {})
         per_image = None if task.cost_usd is None else task.cost_usd / max(task.num_images, 1)
+        params = {**task.params, **sent.get(task.id, {})}
         for n, image_id in enumerate(ids):
             img = images.get(image_id)
             status = image_status(st, img, task.id in ran)
@@ -64,16 +66,16 @@ def build(plan: Plan, journal: jr.Journal, run_id: str, ran: set[str]) -> pd.Dat
                 "endpoint": task.endpoint, "model": task.model, "image_id": image_id,
                 "parent_image_id": task.parent_image_id,
                 "image_index": task.image_indexes[min(n, len(task.image_indexes) - 1)],
-                "prompt": task.params.get("prompt"),
+                "prompt": params.get("prompt"),
                 "api_prompt": (img or {}).get("api_prompt"),
-                "negative_prompt": task.params.get("negative_prompt"),
+                "negative_prompt": params.get("negative_prompt"),
                 "seed": (img or {}).get("seed") if (img or {}).get("seed") is not None else task.seed,
                 "seed_source": task.seed_source,
-                "aspect_ratio": task.params.get("aspect_ratio"),
-                "resolution": (img or {}).get("resolution") or task.params.get("resolution"),
-                "rendering_speed": task.params.get("rendering_speed"),
-                "style_type": (img or {}).get("style_type") or task.params.get("style_type"),
-                "magic_prompt": task.params.get("magic_prompt"),
+                "aspect_ratio": params.get("aspect_ratio"),
+                "resolution": (img or {}).get("resolution") or params.get("resolution"),
+                "rendering_speed": params.get("rendering_speed"),
+                "style_type": (img or {}).get("style_type") or params.get("style_type"),
+                "magic_prompt": params.get("magic_prompt"),
                 "is_image_safe": None if not img or img.get("is_image_safe") is None
                 else bool(img["is_image_safe"]),
                 "description": (img or {}).get("description"),

@@ -601,7 +601,7 @@ class _Run:
                                    item.is_image_safe, None,
                                    "pending" if item.url else "unsafe", task.outputs[n],
                                    item.resolution, item.style_type))
-        self.journal.responded(task.id, attempt_id, body, rows)
+        self.journal.responded(task.id, attempt_id, body, rows, params)
         self._download_all(task, rows)
 
     def _redownload(self, task: Task) -> None:
