@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS images (
     description TEXT, file TEXT, sha256 TEXT, width INTEGER, height INTEGER, bytes INTEGER,
     status TEXT, error TEXT, updated_at REAL);
 CREATE INDEX IF NOT EXISTS images_task ON images(task_id);
+CREATE INDEX IF NOT EXISTS attempts_task ON attempts(task_id);
 """
 
 # Task statuses. Terminal ones are never changed by a plain rerun.
@@ -283,6 +284,12 @@ class Journal:
             c.execute("UPDATE tasks SET status='done', updated_at=? WHERE task_id=?",
                       (now, task_id))
 
+    def last_change(self) -> float:
+        """When any task last changed (seconds since the epoch), 0 for none."""
+        with self.mutex:
+            row = self.conn.execute("SELECT MAX(updated_at) FROM tasks").fetchone()
+        return float(row[0] or 0)
+
     def sent_params(self, task_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The parameters each answered task was sent with (run-time templates rendered)."""
         wanted = set(task_ids)
@@ -291,16 +298,24 @@ class Journal:
         return {tid: json.loads(p) for tid, p in rows if tid in wanted and p}
 
     def attempts(self, task_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-        """Per task: attempts, first start, last finish, last latency."""
+        """Per task: attempts, first start, last finish, the last attempt's latency."""
         with self.mutex:
-            rows = self.conn.execute(
-                "SELECT task_id, COUNT(*), MIN(started_at), MAX(finished_at),"
-                " (SELECT latency_s FROM attempts a2 WHERE a2.task_id=a.task_id"
-                "  ORDER BY attempt_id DESC LIMIT 1)"
-                " FROM attempts a GROUP BY task_id").fetchall()
+            rows = self.conn.execute("SELECT task_id, started_at, finished_at, latency_s"
+                                     " FROM attempts ORDER BY attempt_id").fetchall()
         wanted = None if task_ids is None else set(task_ids)
-        return {r[0]: {"attempts": r[1], "started_at": r[2], "finished_at": r[3],
-                       "latency_s": r[4]} for r in rows if wanted is None or r[0] in wanted}
+        out: dict[str, dict[str, Any]] = {}
+        for tid, started, finished, latency in rows:
+            if wanted is not None and tid not in wanted:
+                continue
+            rec = out.get(tid)
+            if rec is None:
+                out[tid] = {"attempts": 1, "started_at": started, "finished_at": finished,
+                            "latency_s": latency}
+            else:
+                rec["attempts"] += 1
+                rec["finished_at"] = finished or rec["finished_at"]
+                rec["latency_s"] = latency
+        return out
 
     def completed_ids(self, task_ids: set[str], out_dir: Path) -> set[str]:
         """Tasks that are done with every file present and matching its sha256."""

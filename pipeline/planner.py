@@ -717,7 +717,7 @@ class _Planner:
         return rel
 
     def _inside(self, parent: str) -> bool:
-        """False if an existing folder on the way to `parent` leads outside the output dir."""
+        """False if an existing folder on the way to `parent` is a link leading outside."""
         if parent in self.checked_dirs:
             return True
         prefix = ""
@@ -726,12 +726,10 @@ class _Planner:
             if prefix in self.checked_dirs:
                 continue
             full = os.path.join(self.out_dir, prefix)
-            if not os.path.lexists(full):
-                break  # nothing deeper can exist yet, so nothing deeper can be a link
-            if not Path(full).resolve().is_relative_to(self.out_dir):
+            # Only a symbolic link can lead out; a plain folder (or none yet) cannot.
+            if os.path.islink(full) and not Path(full).resolve().is_relative_to(self.out_dir):
                 return False
             self.checked_dirs.add(prefix)
-        self.checked_dirs.add(parent)
         return True
 
 

@@ -227,8 +227,12 @@ class _Run:
                          round(self.spent, 6), self.stop_reason)
 
     def _report(self, frame: Any, duration: float) -> Path | None:
-        from .report import write_report
+        from .report import REPORT_NAME, write_report
 
+        existing = self.out_dir / REPORT_NAME
+        if not self.ran and existing.exists() and \
+                existing.stat().st_mtime > self.journal.last_change():
+            return existing  # nothing changed since it was written: a 10,000-image page stays
         run_info = self.journal.run(self.run_id) or {}
         try:
             return write_report(self.out_dir, frame, {
