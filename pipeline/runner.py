@@ -34,7 +34,6 @@ from .errors import (
     BudgetExceeded,
     DownloadError,
     DownloadExpired,
-    IdeopipeError,
     ImageInputError,
     InputError,
     OutcomeUnknown,
@@ -781,4 +780,4 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-__all__ = ["IdeopipeError", "RunOptions", "RunResult", "run"]
+__all__ = ["RunOptions", "RunResult", "run"]
