@@ -24,21 +24,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from common import write_batch
+
 from pipeline.emulator import Emulator
 from pipeline.journal import file_sha256
 from pipeline.manifest import read_manifest
 
-RECIPE = """
-version: 1
-name: kill-bench
-provider: ideogram
-rows:
-  csv: rows.csv
-  key: "{{ sku }}"
-seed: derive
-defaults: {model: V_3, rendering_speed: TURBO, magic_prompt: "OFF"}
-steps:
-  - id: hero
+STEPS = """  - id: hero
     op: generate
     prompt: "{{ product }} poster"
     num_images: 2
@@ -46,8 +38,6 @@ steps:
     op: remix
     input: hero
     prompt: "{{ product }} as a linocut"
-output:
-  dir: out
 """
 
 
@@ -61,10 +51,8 @@ def main() -> None:
     with Emulator(latency_ms=400, rng_seed=args.seed) as emulator, \
             tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        (folder / "rows.csv").write_text("sku,product\n" + "".join(
-            f"S{i:04d},thing {i}\n" for i in range(args.rows)))
-        (folder / "kill.yaml").write_text(RECIPE)
-        cmd = [sys.executable, "-m", "pipeline", "run", str(folder / "kill.yaml"), "--yes",
+        recipe = write_batch(folder, "kill-bench", STEPS, args.rows)
+        cmd = [sys.executable, "-m", "pipeline", "run", str(recipe), "--yes",
                "--quiet", "--base-url", emulator.base_url, "--concurrency", "4"]
         env = {**os.environ, "IDEOGRAM_API_KEY": "bench-key"}
         killed = finished_early = 0

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import resource
 import subprocess
 import sys
@@ -15,17 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-RECIPE = """
-version: 1
-name: bench-plan
-provider: ideogram
-rows:
-  csv: rows.csv
-  key: "{{ sku }}"
-seed: derive
-defaults: {model: V_3, rendering_speed: TURBO, magic_prompt: "OFF"}
-steps:
-  - id: hero
+from common import write_batch
+
+STEPS = """  - id: hero
     op: generate
     prompt: "{{ product }} on a {{ colour }} background, headline {{ headline }}"
     aspect_ratio: 16x9
@@ -38,9 +29,6 @@ steps:
     op: upscale
     input: stylized
     resemblance: 80
-output:
-  dir: out
-  file: "{{ key }}/{{ step }}-{{ index }}-{{ seed }}.png"
 """
 
 
@@ -49,15 +37,10 @@ def one(rows: int) -> None:
     from pipeline.api import plan_file
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        with open(folder / "rows.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["sku", "product", "colour", "headline"])
-            for i in range(rows):
-                w.writerow([f"SKU-{i:06d}", f"product {i}", "teal", f"Launch day {i % 97}"])
-        (folder / "bench.yaml").write_text(RECIPE)
+        recipe = write_batch(Path(tmp), "bench-plan", STEPS, rows,
+                             lambda i: {"colour": "teal", "headline": f"Launch day {i % 97}"})
         t0 = time.perf_counter()
-        plan = plan_file(folder / "bench.yaml")
+        plan = plan_file(recipe)
         elapsed = time.perf_counter() - t0
         s = plan.summary()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -22,27 +22,15 @@ import time
 from pathlib import Path
 
 import requests
+from common import write_batch
 
 LATENCY_MS = 300
 IN_FLIGHT = 10
 
-RECIPE = """
-version: 1
-name: bench-run
-provider: emulator
-rows:
-  csv: rows.csv
-  key: "{{ sku }}"
-seed: derive
-defaults: {model: V_3, rendering_speed: TURBO, magic_prompt: "OFF"}
-steps:
-  - id: hero
+GENERATE = """  - id: hero
     op: generate
     prompt: "{{ product }} poster"
     aspect_ratio: 1x1
-%s
-output:
-  dir: out
 """
 REMIX = """  - id: remixed
     op: remix
@@ -73,14 +61,9 @@ def start_emulator(latency_ms: float, in_flight: int) -> tuple[subprocess.Popen[
     raise RuntimeError("the emulator did not start")
 
 
-def write_batch(folder: Path, rows: int, remix: bool) -> Path:
-    with open(folder / "rows.csv", "w") as f:
-        f.write("sku,product\n")
-        for i in range(rows):
-            f.write(f"S{i:06d},product {i}\n")
-    path = folder / "bench.yaml"
-    path.write_text(RECIPE % (REMIX if remix else ""))
-    return path
+def batch(folder: Path, rows: int, remix: bool) -> Path:
+    return write_batch(folder, "bench-run", GENERATE + (REMIX if remix else ""), rows,
+                       provider="emulator")
 
 
 def run_ideopipe(recipe: Path, base_url: str, concurrency: int) -> tuple[float, float, int]:
@@ -112,7 +95,7 @@ def throughput(images: int) -> None:
     proc, root = start_emulator(LATENCY_MS, IN_FLIGHT)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            recipe = write_batch(Path(tmp), images // 2, remix=True)
+            recipe = batch(Path(tmp), images // 2, remix=True)
             wall, cpu, rss = run_ideopipe(recipe, root, IN_FLIGHT)
         ledger = requests.get(root + "/_ledger", timeout=5).json()
         base = baseline(root, 30)
@@ -137,7 +120,7 @@ def resume(tasks: int) -> None:
     proc, root = start_emulator(0, 64)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            recipe = write_batch(Path(tmp), tasks, remix=False)
+            recipe = batch(Path(tmp), tasks, remix=False)
             run_ideopipe(recipe, root, 32)
             wall, cpu, rss = run_ideopipe(recipe, root, 32)
     finally:

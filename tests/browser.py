@@ -48,6 +48,10 @@ def unavailable() -> str | None:
     return None
 
 
+# JS: how many elements matching a selector are visible (pass the selector as the argument).
+COUNT_VISIBLE = ("(sel) => Array.from(document.querySelectorAll(sel))"
+                 ".filter((el) => el.offsetParent !== null).length")
+
 # Use as a decorator. A missing Chromium fails the test (with the reason) rather than
 # skipping it: .ci/run installs Debian's chromium, and a silent skip would hide a gap.
 needs_browser = pytest.mark.browser

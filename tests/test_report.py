@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from browser import needs_browser, open_page
+from browser import COUNT_VISIBLE, needs_browser, open_page
 from PIL import Image, ImageDraw
 
 from pipeline.report import THUMB_DIR, THUMB_MAX, write_report
@@ -370,8 +370,7 @@ def test_report_in_chromium(out: Path, report: Path) -> None:
 
         session.screenshot("report.png")
 
-        visible = ("(sel) => Array.from(document.querySelectorAll(sel))"
-                   ".filter((el) => el.offsetParent !== null).length")
+        visible = COUNT_VISIBLE
         assert session.evaluate(visible, '.card[data-step="big"]') == 5
 
         # Unchecking a leaf step hides its cards.

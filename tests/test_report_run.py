@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from browser import needs_browser, open_page
+from browser import COUNT_VISIBLE, needs_browser, open_page
 
 from pipeline import api
 from pipeline.manifest import read_manifest
@@ -43,8 +43,7 @@ def test_spring_launch_report_in_chromium(spring_run):
         assert len(images) == len(frame) == 24
         assert all(img["naturalWidth"] > 0 for img in images), images
         session.screenshot("report-spring-launch.png")
-        visible = ("(sel) => Array.from(document.querySelectorAll(sel))"
-                   ".filter((el) => el.offsetParent !== null).length")
+        visible = COUNT_VISIBLE
         assert session.evaluate(visible, '.card[data-step="print"]') == 8
         page.get_by_role("checkbox", name="print").uncheck()
         assert session.evaluate(visible, '.card[data-step="print"]:not(.context)') == 0
