@@ -195,7 +195,7 @@ class Journal:
     def states(self, task_ids: Iterable[str] | None = None) -> dict[str, TaskState]:
         """The state of the given tasks (all when None), with their images."""
         wanted = None if task_ids is None else set(task_ids)
-        where, args = "", ()
+        where, args = "", tuple[str, ...]()
         if wanted is not None and len(wanted) <= 200:  # a few: ask for just those
             marks = ",".join("?" * len(wanted))
             where, args = f" WHERE task_id IN ({marks})", tuple(wanted)

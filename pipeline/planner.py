@@ -644,7 +644,7 @@ class _Planner:
         if policy == "random":
             return [(None, "api", num, first_index)]
         lineage = list(parent.lineage) if parent else []
-        out = []
+        out: list[tuple[int | None, str, int, int]] = []
         for n in range(num):
             material = json.dumps([self.r.name, key, sid, sorted(matrix.items()), lineage,
                                    first_index + n], separators=(",", ":"), default=str)

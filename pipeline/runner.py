@@ -514,7 +514,8 @@ class _Run:
                         recorded: list[dict[str, Any]]) -> None:
         """Re-create recorded images: one request each, with its seed and the API's prompt."""
         j = self.journal
-        bodies, items = [], []
+        bodies: list[Any] = []
+        items: list[wire.ResultImage] = []
         attempt_id = 0
         try:
             for rec in recorded:
@@ -528,8 +529,11 @@ class _Run:
                     return wire.build(self.provider, endpoint, task.model, p, seed, 1, images)
 
                 ids: list[int] = []
-                reply = self.client.call(endpoint, build,
-                                         lambda n, ids=ids: ids.append(j.sending(task.id, self.run_id)))
+
+                def before_send(n: int, ids: list[int] = ids) -> None:
+                    ids.append(j.sending(task.id, self.run_id))
+
+                reply = self.client.call(endpoint, build, before_send)
                 attempt_id = ids[-1]
                 bodies.append(reply.body)
                 items.extend(reply.result.images[:1])
