@@ -100,8 +100,12 @@ class Client:
         return f"Client(provider={self.provider.name!r}, key=***)"
 
     def redact(self, text: str) -> str:
-        """Remove the key from any text that may be shown or stored."""
-        return text.replace(self._key, "***") if self._key else text
+        """Remove the key from any text that may be shown or stored.
+
+        Keys shorter than 8 characters are not real keys (and replacing them would garble
+        ordinary words), so only longer ones are searched for.
+        """
+        return text.replace(self._key, "***") if len(self._key) >= 8 else text
 
     def call(self, endpoint: Endpoint, build: Callable[[], wire.WireRequest],
              before_send: Callable[[int], None] | None = None) -> Reply:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import ipaddress
 import socket
 import warnings
@@ -51,14 +52,21 @@ def inspect_file(path: str) -> ImageInfo:
     size = p.stat().st_size
     if size > MAX_INPUT_BYTES:
         raise BadImage(f"{path} is {size:,} bytes; input images are limited to {MAX_INPUT_BYTES:,}")
-    data = p.read_bytes()
+    return inspect_bytes(p.read_bytes(), path)
+
+
+def inspect_bytes(data: bytes, name: str) -> ImageInfo:
+    """Check image bytes (PNG/JPEG/WebP, pixel cap, decodes) and describe them."""
+    if len(data) > MAX_INPUT_BYTES:
+        raise BadImage(f"{name} is {len(data):,} bytes; input images are limited to "
+                       f"{MAX_INPUT_BYTES:,}")
     try:
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p, formats=FORMATS) as im:
+            with Image.open(io.BytesIO(data), formats=FORMATS) as im:
                 if im.width * im.height > MAX_INPUT_PIXELS:
-                    raise BadImage(f"{path} says it is {im.width}x{im.height} pixels; input "
+                    raise BadImage(f"{name} says it is {im.width}x{im.height} pixels; input "
                                    f"images are limited to {MAX_INPUT_PIXELS:,} pixels "
                                    "(a decompression bomb?)")
                 im.load()
@@ -68,9 +76,9 @@ def inspect_file(path: str) -> ImageInfo:
     except BadImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImage(f"{path}: refused as a decompression bomb ({exc})") from exc
+        raise BadImage(f"{name}: refused as a decompression bomb ({exc})") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise BadImage(f"{path} is not a PNG, JPEG or WebP image") from exc
+        raise BadImage(f"{name} is not a PNG, JPEG or WebP image") from exc
 
 
 def _is_black_and_white(im: Image.Image) -> bool:

@@ -57,14 +57,15 @@ def summary_table(frame: pd.DataFrame) -> str:
     """Per step: requests, images, ok, failed, in_doubt, USD; and the total."""
     if frame.empty:
         return "nothing to do: the plan is empty"
-    lines = [f"{'step':<16} {'images':>7} {'ok':>6} {'cached':>7} {'failed':>7} "
+    lines = [f"{'step':<16} {'requests':>8} {'images':>7} {'ok':>6} {'cached':>7} {'failed':>7} "
              f"{'in_doubt':>9} {'USD':>9}"]
     order = list(dict.fromkeys(frame["step_id"]))
-    totals: dict[str, Any] = {"images": 0, "ok": 0, "cached": 0, "failed": 0, "in_doubt": 0,
+    totals: dict[str, Any] = {"requests": 0, "images": 0, "ok": 0, "cached": 0, "failed": 0, "in_doubt": 0,
                               "usd": 0.0}
     for step in order:
         part = frame[frame["step_id"] == step]
         row = {
+            "requests": int(part["task_id"].nunique()),
             "images": len(part),
             "ok": int((part["status"] == "ok").sum()),
             "cached": int((part["status"] == "cached").sum()),
@@ -74,8 +75,8 @@ def summary_table(frame: pd.DataFrame) -> str:
         row["failed"] = row["images"] - row["ok"] - row["cached"] - row["in_doubt"]
         for k in totals:
             totals[k] += row[k]
-        lines.append(f"{step:<16} {row['images']:>7} {row['ok']:>6} {row['cached']:>7} "
+        lines.append(f"{step:<16} {row['requests']:>8} {row['images']:>7} {row['ok']:>6} {row['cached']:>7} "
                      f"{row['failed']:>7} {row['in_doubt']:>9} {row['usd']:>9.4f}")
-    lines.append(f"{'total':<16} {totals['images']:>7} {totals['ok']:>6} {totals['cached']:>7} "
+    lines.append(f"{'total':<16} {totals['requests']:>8} {totals['images']:>7} {totals['ok']:>6} {totals['cached']:>7} "
                  f"{totals['failed']:>7} {totals['in_doubt']:>9} {totals['usd']:>9.4f}")
     return "\n".join(lines)

@@ -42,7 +42,7 @@ from .errors import (
     ServerError,
     StorageError,
 )
-from .inputs import BadImage, check_url
+from .inputs import BadImage, check_mask, check_url, inspect_bytes
 from .limiter import AdaptiveLimit
 from .planner import Plan, Task
 from .progress import Progress
@@ -720,6 +720,11 @@ class _Run:
                     items.append(wire.InputImage(data, "image", _content_type(data[:16]),
                                                  ref.value))
             out[role] = items
+        if out.get("image") and out.get("mask"):  # the API would refuse a misfit mask
+            why = check_mask(inspect_bytes(out["image"][0].data, "the input image"),
+                             inspect_bytes(out["mask"][0].data, "the mask"))
+            if why:
+                raise ImageInputError(why)
         return out
 
 
