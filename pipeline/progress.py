@@ -53,30 +53,35 @@ class Progress:
             self.bar.close()
 
 
+COLUMNS = ("requests", "images", "ok", "cached", "failed", "in_doubt", "usd")
+
+
 def summary_table(frame: pd.DataFrame) -> str:
-    """Per step: requests, images, ok, failed, in_doubt, USD; and the total."""
+    """Per step: requests, images, ok, cached, failed, in_doubt, USD; and the total."""
     if frame.empty:
         return "nothing to do: the plan is empty"
-    lines = [f"{'step':<16} {'requests':>8} {'images':>7} {'ok':>6} {'cached':>7} {'failed':>7} "
-             f"{'in_doubt':>9} {'USD':>9}"]
-    order = list(dict.fromkeys(frame["step_id"]))
-    totals: dict[str, Any] = {"requests": 0, "images": 0, "ok": 0, "cached": 0, "failed": 0, "in_doubt": 0,
-                              "usd": 0.0}
-    for step in order:
+
+    def line(label: str, values: dict[str, Any]) -> str:
+        cells = [f"{values[c]:>9.4f}" if c == "usd" else f"{values[c]:>8}" for c in COLUMNS]
+        return f"{label:<16} " + " ".join(cells)
+
+    lines = [f"{'step':<16} " + " ".join(f"{c.upper() if c == 'usd' else c:>8}"
+                                         for c in COLUMNS)]
+    totals: dict[str, Any] = dict.fromkeys(COLUMNS, 0)
+    for step in dict.fromkeys(frame["step_id"]):
         part = frame[frame["step_id"] == step]
+        status = part["status"]
         row = {
             "requests": int(part["task_id"].nunique()),
             "images": len(part),
-            "ok": int((part["status"] == "ok").sum()),
-            "cached": int((part["status"] == "cached").sum()),
-            "in_doubt": int((part["status"] == "in_doubt").sum()),
-            "usd": float(part.loc[part["status"] != "cached", "cost_usd"].fillna(0).sum()),
+            "ok": int((status == "ok").sum()),
+            "cached": int((status == "cached").sum()),
+            "in_doubt": int((status == "in_doubt").sum()),
+            "usd": float(part.loc[status != "cached", "cost_usd"].fillna(0).sum()),
         }
         row["failed"] = row["images"] - row["ok"] - row["cached"] - row["in_doubt"]
-        for k in totals:
+        for k in COLUMNS:
             totals[k] += row[k]
-        lines.append(f"{step:<16} {row['requests']:>8} {row['images']:>7} {row['ok']:>6} {row['cached']:>7} "
-                     f"{row['failed']:>7} {row['in_doubt']:>9} {row['usd']:>9.4f}")
-    lines.append(f"{'total':<16} {totals['requests']:>8} {totals['images']:>7} {totals['ok']:>6} {totals['cached']:>7} "
-                 f"{totals['failed']:>7} {totals['in_doubt']:>9} {totals['usd']:>9.4f}")
+        lines.append(line(step, row))
+    lines.append(line("total", totals))
     return "\n".join(lines)
