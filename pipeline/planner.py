@@ -210,10 +210,11 @@ class _Planner:
         self.seed_policy = self.data.get("seed", "derive")
         self.steps = self.data["steps"]
         self.step_index = {s["id"]: i for i, s in enumerate(self.steps)}
-        self.outputs: dict[str, str] = {}
+        self.outputs: dict[str, tuple[rowsource.Row, str]] = {}
         self.checked_dirs: set[str] = set()
         self._static_cache: dict[tuple[str, str], Any] = {}
         self._fixed_cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self._same_cache: dict[tuple[str, str], str] = {}
 
     # -- set-up ---------------------------------------------------------------
 
@@ -527,16 +528,15 @@ class _Planner:
         price_k = price_key(op.value, endpoint.family, model, params.get("rendering_speed"))
         per_image = self.prices.per_image(price_k)
         tasks = []
+        # The content key hashes the canonical JSON of the request: what is the same for
+        # every row of the step (serialised once), then what this request adds.
+        same = self._same_json(sid, model, op, endpoint, fixed)
+        varying = {k: v for k, v in params.items() if k not in fixed}
+        image_refs = {k: [f"{r.kind}:{r.value}:{r.digest}" for r in v] for k, v in images.items()}
         for seed, seed_source, count, index0 in seeds:
-            ident = {
-                "op": op.value, "endpoint": endpoint.path, "provider": self.provider,
-                "model": model, "params": params, "deferred": deferred, "seed": seed,
-                "num_images": count,
-                "images": {k: [f"{r.kind}:{r.value}:{r.digest}" for r in v] for k, v in images.items()},
-                "depends": depends_extra, "row": key, "matrix": matrix,
-                "slot": None if seed_source != "api" else [sid, index0],
-            }
-            tid = content_key(ident)
+            own = [varying, deferred, seed, count, image_refs, depends_extra, key, matrix,
+                   None if seed_source != "api" else [sid, index0]]
+            tid = hashlib.sha256((same + _canonical(own)).encode()).hexdigest()
             image_ids = tuple(image_id(tid, n) for n in range(count))
             indexes = tuple(range(index0, index0 + count))
             outputs: tuple[str | None, ...] = (None,) * count
@@ -550,7 +550,7 @@ class _Planner:
                 num_images=count, image_ids=image_ids, image_indexes=indexes, outputs=outputs,
                 parent_image_id=parent.image_id if parent else None,
                 depends_on=((parent.task_id,) if parent else ()) + depends_extra,
-                deferred=deferred, context=ctx, price_key=price_k,
+                deferred=deferred, context=ctx if deferred else {}, price_key=price_k,
                 cost_usd=None if per_image is None else round(per_image * count, 6),
             ))
         return tasks
@@ -575,6 +575,16 @@ class _Planner:
                                              if _has_template(path, self) else None))
             return _INVALID
         return problem.value
+
+    def _same_json(self, sid: str, model: str, op: Op, endpoint: ops.Endpoint,
+                   fixed: dict[str, Any]) -> str:
+        """The canonical JSON of what every request of a step with a model shares."""
+        found = self._same_cache.get((sid, model))
+        if found is None:
+            found = self._same_cache[(sid, model)] = _canonical(
+                {"op": op.value, "endpoint": endpoint.path, "provider": self.provider,
+                 "model": model, "fixed": fixed})
+        return found
 
     def _fixed_values(self, sid: str, model: str, endpoint: ops.Endpoint,
                       sources: dict[str, Any]) -> dict[str, Any]:
@@ -643,11 +653,14 @@ class _Planner:
             return [(fixed, "fixed", num, first_index)]
         if policy == "random":
             return [(None, "api", num, first_index)]
-        lineage = list(parent.lineage) if parent else []
+        # json.dumps([name, key, step, sorted matrix items, lineage, index]), with the
+        # part shared by every image of this row and step serialised once.
+        head = json.dumps([self.r.name, key, sid, sorted(matrix.items())],
+                          separators=(",", ":"), default=str)[:-1]
+        lineage = json.dumps(list(parent.lineage) if parent else [], separators=(",", ":"))
         out: list[tuple[int | None, str, int, int]] = []
         for n in range(num):
-            material = json.dumps([self.r.name, key, sid, sorted(matrix.items()), lineage,
-                                   first_index + n], separators=(",", ":"), default=str)
+            material = f"{head},{lineage},{first_index + n}]"
             seed = int(hashlib.sha256(material.encode()).hexdigest()[:8], 16) & MAX_SEED
             out.append((seed, "derived", 1, first_index + n))
         return out
@@ -704,12 +717,13 @@ class _Planner:
                                              f"row {row.where()}"))
             return None
         if rel in self.outputs:
+            first_row, first_step = self.outputs[rel]
             self.problems.add(self.r.problem(
                 ("output", "file"), f"two images would be written to {rel!r} "
-                f"({self.outputs[rel]} and row {row.where()}, step {sid})",
+                f"(row {first_row.where()}, step {first_step} and row {row.where()}, step {sid})",
                 "add {{ step }}, {{ index }} or {{ seed }} to output.file"))
             return None
-        self.outputs[rel] = f"row {row.where()}, step {sid}"
+        self.outputs[rel] = (row, sid)
         if not self._inside(rel.rpartition("/")[0] or "."):
             self.problems.add(self.r.problem(("output", "file"),
                                              f"{rel!r} escapes output.dir through a symlink"))
@@ -921,7 +935,11 @@ def image_id(task_id: str, n: int) -> str:
     return hashlib.sha256(f"{task_id}:{n}".encode()).hexdigest()[:16]
 
 
+def _canonical(value: Any) -> str:
+    """Canonical JSON: sorted keys, no whitespace."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def content_key(value: Any) -> str:
     """sha256 of canonical JSON (sorted keys, no whitespace)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_canonical(value).encode()).hexdigest()
