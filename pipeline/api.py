@@ -88,9 +88,10 @@ def lock_entries(p: Plan) -> dict[str, list[dict[str, Any]]]:
     return {t.id: tasks[t.id] for t in p.tasks if t.id in tasks}
 
 
-def write_lock(recipe_path: str | Path, out: str | None = None) -> tuple[Path, int]:
+def write_lock(recipe_path: str | Path, out: str | None = None,
+               provider: str | None = None) -> tuple[Path, int]:
     """Write `<recipe>.lock.json`: each finished task's seeds and API prompts."""
-    p = plan_file(recipe_path, out=out)
+    p = plan_file(recipe_path, out=out, provider=provider)
     tasks: dict[str, list[dict[str, Any]]] = {}
     if Journal.path_for(p.out_dir).exists():
         with Journal.open_readonly(p.out_dir) as journal:

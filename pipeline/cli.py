@@ -34,7 +34,11 @@ def _selection(p: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
-    p = argparse.ArgumentParser(prog="ideopipe", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="ideopipe",
+        description="Declarative batch pipelines for the Ideogram image API. Exit codes: "
+                    "0 ok, 1 a runtime failure or an unfinished task, 2 invalid input "
+                    "(nothing sent), 130 interrupted.")
     p.add_argument("--version", action="version", version=f"ideopipe {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

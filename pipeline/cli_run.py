@@ -16,6 +16,8 @@ def add_parsers(sub: Any, selection: Callable[[argparse.ArgumentParser], None]) 
 
     r = sub.add_parser("run", help="run a recipe: send, download, journal, manifest, report")
     r.add_argument("recipe", metavar="RECIPE")
+    r.add_argument("--relock", action="store_true",
+                   help="ignore RECIPE.lock.json and write it afresh after the run")
     _run_flags(r)
     selection(r)
 
@@ -30,6 +32,7 @@ def add_parsers(sub: Any, selection: Callable[[argparse.ArgumentParser], None]) 
     lk = sub.add_parser("lock", help="write <recipe>.lock.json from its last run")
     lk.add_argument("recipe", metavar="RECIPE")
     lk.add_argument("--out", metavar="DIR", help="override output.dir")
+    lk.add_argument("--provider", help="the provider the run used, if not the recipe's")
 
     rp = sub.add_parser("report", help="regenerate report.html of an output directory")
     rp.add_argument("out_dir", metavar="OUT_DIR")
@@ -97,7 +100,11 @@ def _run(args: argparse.Namespace) -> int:
     plan = load_and_plan(args, args.recipe)
     for warning in plan.warnings:
         print(warning, file=sys.stderr)
-    result = api.run_plan(plan, _options(args, reproduce=api.lock_entries(plan)))
+    locked = {} if args.relock else api.lock_entries(plan)
+    result = api.run_plan(plan, _options(args, reproduce=locked))
+    if args.relock:
+        path, count = api.write_lock(args.recipe, out=args.out, provider=args.provider)
+        print(f"{path}: {count} task(s) locked", file=sys.stderr)
     return _finish(result, args.open)
 
 
@@ -112,7 +119,7 @@ def _rerun(args: argparse.Namespace) -> int:
 def _lock(args: argparse.Namespace) -> int:
     from . import api
 
-    path, count = api.write_lock(args.recipe, out=args.out)
+    path, count = api.write_lock(args.recipe, out=args.out, provider=args.provider)
     print(f"{path}: {count} task(s) locked")
     return 0
 
