@@ -20,20 +20,23 @@ def emulator() -> Iterator[Emulator]:
         yield em
 
 
+def write_recipe_file(folder: Path, text: str, files: dict[str, str | bytes] | None = None,
+                      name: str = "recipe.yaml") -> Path:
+    """Write a recipe (dedented) and its side files into `folder`; returns its path."""
+    for rel, content in (files or {}).items():
+        p = folder / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            p.write_bytes(content)
+        else:
+            p.write_text(content, encoding="utf-8")
+    path = folder / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def write_recipe(tmp_path: Path) -> Callable[..., Path]:
-    """Write a recipe (and optional side files) into tmp_path; returns its path."""
-
-    def write(text: str, name: str = "recipe.yaml", files: dict[str, str | bytes] | None = None) -> Path:
-        for rel, content in (files or {}).items():
-            p = tmp_path / rel
-            p.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                p.write_bytes(content)
-            else:
-                p.write_text(content, encoding="utf-8")
-        path = tmp_path / name
-        path.write_text(textwrap.dedent(text), encoding="utf-8")
-        return path
-
-    return write
+    """write_recipe_file bound to the test's tmp_path."""
+    return lambda text, name="recipe.yaml", files=None: write_recipe_file(tmp_path, text, files,
+                                                                          name)

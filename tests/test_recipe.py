@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import write_recipe_file
 
 from pipeline import templating
 from pipeline.cli import main
@@ -25,19 +26,7 @@ def with_head(body: str) -> str:
     return HEAD + textwrap.dedent(body)
 
 
-def write(tmp: Path, text: str, files: dict[str, str | bytes] | None = None,
-          name: str = "recipe.yaml") -> Path:
-    """A recipe (dedented) and its side files in `tmp`."""
-    for rel, content in (files or {}).items():
-        p = tmp / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            p.write_bytes(content)
-        else:
-            p.write_text(content, encoding="utf-8")
-    path = tmp / name
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
+write = write_recipe_file
 
 
 def tree(root: Path) -> list[str]:
