@@ -655,9 +655,8 @@ class _Planner:
             return [(None, "api", num, first_index)]
         # json.dumps([name, key, step, sorted matrix items, lineage, index]), with the
         # part shared by every image of this row and step serialised once.
-        head = json.dumps([self.r.name, key, sid, sorted(matrix.items())],
-                          separators=(",", ":"), default=str)[:-1]
-        lineage = json.dumps(list(parent.lineage) if parent else [], separators=(",", ":"))
+        head = _COMPACT.encode([self.r.name, key, sid, sorted(matrix.items())])[:-1]
+        lineage = "[" + ",".join(map(str, parent.lineage if parent else ())) + "]"
         out: list[tuple[int | None, str, int, int]] = []
         for n in range(num):
             material = f"{head},{lineage},{first_index + n}]"
@@ -935,9 +934,14 @@ def image_id(task_id: str, n: int) -> str:
     return hashlib.sha256(f"{task_id}:{n}".encode()).hexdigest()[:16]
 
 
+# Built once: json.dumps() with options builds a new encoder on every call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"), default=str)
+_CANONICAL = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
+
+
 def _canonical(value: Any) -> str:
     """Canonical JSON: sorted keys, no whitespace."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return _CANONICAL.encode(value)
 
 
 def content_key(value: Any) -> str:
