@@ -20,8 +20,9 @@
     ├── DownloadError                   a result image could not be fetched or decoded
     │   └── DownloadExpired             its URL answered 403 / 404 / 410
     ├── StorageError                    the disk refused a write (full, read-only): the run stops
-    ├── RunLocked                       another run holds the output directory
-    └── Interrupted                     exit 130: stopped by Ctrl-C
+    └── RunLocked                       another run holds the output directory
+
+A run stopped by Ctrl-C is not an error: it ends with its manifest written and exit 130.
 """
 
 from __future__ import annotations
@@ -165,9 +166,3 @@ class StorageError(IdeopipeError):
 
 class RunLocked(IdeopipeError):
     """Another ideopipe run is using the same output directory."""
-
-
-class Interrupted(IdeopipeError):
-    """The run was stopped by Ctrl-C."""
-
-    exit_code = 130

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,6 @@ _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 def build(plan: Plan, journal: jr.Journal, run_id: str, ran: set[str]) -> pd.DataFrame:
     """The manifest of a plan as the journal records it now."""
-    from .runner import image_status
-
     states = journal.states({t.id for t in plan.tasks})
     attempts = journal.attempts({t.id for t in plan.tasks})
     sent = journal.sent_params(t.id for t in plan.tasks if t.deferred)
@@ -95,6 +94,20 @@ def build(plan: Plan, journal: jr.Journal, run_id: str, ran: set[str]) -> pd.Dat
             })
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     return frame.astype(COLUMNS)
+
+
+def image_status(st: jr.TaskState | None, img: Mapping[str, Any] | None, ran: bool) -> str:
+    """The manifest status of one planned image."""
+    if st is None:
+        return "pending"
+    if st.status in (jr.DONE, jr.RESPONDED) and img is not None:
+        s = img["status"]
+        if s == "ok":
+            return "ok" if ran else "cached"
+        return "failed" if s == "pending" else s
+    if st.status in (jr.DONE, jr.RESPONDED):
+        return "failed"
+    return {jr.SENDING: jr.IN_DOUBT}.get(st.status, st.status)
 
 
 def _iso(ts: float | None) -> str | None:

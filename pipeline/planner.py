@@ -31,7 +31,6 @@ from .recipe import Recipe
 
 DEFAULT_FILE = "{{ key }}/{{ step }}-{{ index }}-{{ seed }}.png"
 MAX_SEED = 2**31 - 1
-RUNTIME_REFS = ("input.api_prompt", "steps")
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
 _TRUE = {"true", "1", "yes", "y", "on"}
 MAX_REPEATS = 5  # the same problem on many rows is shown this many times, then counted

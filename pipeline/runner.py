@@ -189,11 +189,11 @@ class _Run:
     def _finish(self, started: str, duration: float, interrupted: bool) -> RunResult:
         from . import manifest as mf
 
-        counts = self._counts()
+        frame = mf.build(self.plan, self.journal, self.run_id, self.ran)
+        counts = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
         bad = sum(v for k, v in counts.items() if k not in ("ok", "cached"))
         status = "interrupted" if interrupted else "stopped" if self.stop_reason else \
             "failed" if bad else "ok"
-        frame = mf.build(self.plan, self.journal, self.run_id, self.ran)
         manifest = report = None
         try:
             self.journal.finish_run(self.run_id, status, _now(), round(self.spent, 6))
@@ -242,18 +242,6 @@ class _Run:
             print(f"ideopipe: the report could not be written: {exc}", file=self.out)
             return None
 
-    def _counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        states = self.journal.states(self.tasks)
-        for tid, task in self.tasks.items():
-            st = states.get(tid)
-            images = {img["image_id"]: img for img in (st.images if st else ())}
-            for image_id in task.image_ids:
-                img = images.get(image_id)
-                status = image_status(st, img, tid in self.ran)
-                counts[status] = counts.get(status, 0) + 1
-        return counts
-
     # -- before anything is sent ----------------------------------------------
 
     def _reconcile(self) -> list[str]:
@@ -261,7 +249,7 @@ class _Run:
         j = self.journal
         for stale in self.out_dir.rglob(".*.part"):  # a killed run's unfinished writes
             stale.unlink(missing_ok=True)
-        j.register(((t.id, t.step_id, t.op, t.row_key, t.cost_usd, json.dumps(_spec(t)))
+        j.register(((t.id, t.step_id, t.op, t.row_key, t.cost_usd, json.dumps(t.to_json()))
                     for t in self.plan.tasks), "")
         states = j.states(self.tasks)
         todo: list[str] = []
@@ -760,24 +748,6 @@ def _image_row(image_id: str, idx: int, seed: int | None, prompt: str | None, ur
             "is_image_safe": None if safe is None else int(safe), "resolution": resolution,
             "style_type": style_type, "description": description, "file": file,
             "status": status}
-
-
-def image_status(st: jr.TaskState | None, img: Mapping[str, Any] | None, ran: bool) -> str:
-    """The manifest status of one planned image."""
-    if st is None:
-        return "pending"
-    if st.status in (jr.DONE, jr.RESPONDED) and img is not None:
-        s = img["status"]
-        if s == "ok":
-            return "ok" if ran else "cached"
-        return "failed" if s == "pending" else s
-    if st.status in (jr.DONE, jr.RESPONDED):
-        return "failed"
-    return {jr.SENDING: jr.IN_DOUBT}.get(st.status, st.status)
-
-
-def _spec(task: Task) -> dict[str, Any]:
-    return task.to_json()
 
 
 def _row_values(plan: Plan) -> dict[str, Mapping[str, Any]]:

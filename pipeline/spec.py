@@ -35,11 +35,6 @@ def openapi() -> dict[str, Any]:
         return json.load(f)
 
 
-def component(name: str) -> dict[str, Any]:
-    """One schema from components.schemas, resolved and flattened."""
-    return _strict(openapi()["components"]["schemas"][name])
-
-
 def enum(name: str) -> list[str]:
     """The enum values of a component schema (e.g. 'AspectRatioV3')."""
     return list(openapi()["components"]["schemas"][name]["enum"])

@@ -21,7 +21,6 @@ provider: ideogram
 rows:
   - {sku: A1, product: kettle}
   - {sku: B2, product: teapot}
-rows_key_placeholder: x
 seed: derive
 defaults: {model: V_3, rendering_speed: TURBO, magic_prompt: "OFF"}
 steps:
@@ -44,7 +43,7 @@ output:
 
 
 def chain(extra: str = "", **subs: str) -> str:
-    text = CHAIN.replace("rows_key_placeholder: x\n", "")
+    text = CHAIN
     for old, new in subs.items():
         text = text.replace(old, new)
     return text + extra
