@@ -610,3 +610,74 @@ def test_the_cyclic_collector_keeps_running_while_planning(tmp_path: Path):
         gc.callbacks.remove(count)
         (gc.enable if was else gc.disable)()
     assert "start" in seen
+
+
+# -- output names every file system accepts (checked before anything is spent) -----------------
+
+LONG_OK = "a" * 236  # + ".png" = 240 bytes: 255 with the 15 of `.<name>.<8 random>.part`
+NAMES_REFUSED = [
+    ("component-too-long", [LONG_OK + "b"],
+     r"the name 'a{37}\.\.\.' is 241 bytes; a file name may have at most 240"),
+    ("multibyte-too-long", ["é" * 119],  # 119 characters, 238 bytes + ".png"
+     r"is 242 bytes; a file name may have at most 240"),
+    ("path-too-long", ["/".join(["d" * 200] * 21)], r"the full path would be [\d,]+ bytes"),
+    ("file-and-folder", ["x", "x.png/y"], r"'x\.png' would be a file and also the folder of 'x\.png/y\.png'"),
+    ("case", ["Hat", "hat"], r"'Hat\.png' and 'hat\.png' are the same file on case-insensitive"),
+    ("nfc-nfd", ["caf\u00e9", "cafe\u0301"], r"are the same file on case-insensitive or Unicode"),
+    ("case-folder", ["Shoes/a", "shoes/a"], r"'Shoes/a\.png' and 'shoes/a\.png' are the same file"),
+    ("case-file-and-folder", ["X", "x.png/y"], r"'X\.png' would be a file and also the folder"),
+]
+
+
+def names_recipe(tmp: Path, names: list[str], extra: str = "") -> Path:
+    rows = ", ".join("{n: " + json.dumps(n) + "}" for n in names)
+    return write(tmp, f"""\
+        rows: [{rows}]
+        steps: [{{id: a, op: generate, prompt: x}}]
+        output: {{dir: out, file: "{{{{ n }}}}.png"{extra}}}
+        """)
+
+
+@pytest.mark.parametrize(("names", "match"), [pytest.param(n, m, id=i) for i, n, m in NAMES_REFUSED])
+def test_unsafe_output_names_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         names: list[str], match: str):
+    path = names_recipe(tmp_path, names)
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(RecipeError, match=match):
+        plan_file(path)
+    assert main(["run", str(path), "--provider", "emulator", "--yes"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    where = rf"^{re.escape(str(path))}:{text_line(path, 'output:')}:\d+: output\.file: "
+    assert re.search(where + f".*{match}", err, re.MULTILINE), err
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written, nothing sent
+
+
+def text_line(path: Path, start: str) -> int:
+    """The 1-based line of `path` that starts with `start`."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(n for n, line in enumerate(lines, 1) if line.startswith(start))
+
+
+def test_longest_allowed_name_plans(tmp_path: Path):
+    p = plan_file(names_recipe(tmp_path, [LONG_OK, "é" * 118]))
+    assert [t.outputs[0] for t in p.tasks] == [LONG_OK + ".png", "é" * 118 + ".png"]
+
+
+def test_every_name_problem_is_reported_at_once(tmp_path: Path):
+    path = names_recipe(tmp_path, [LONG_OK + "b", "Hat", "hat", "x", "x.png/y"])
+    with pytest.raises(RecipeError) as info:
+        plan_file(path)
+    messages = " | ".join(p.message for p in info.value.problems)
+    assert "241 bytes" in messages
+    assert "'Hat.png' and 'hat.png'" in messages
+    assert "would be a file and also the folder" in messages
+
+
+def test_case_collisions_can_be_allowed_explicitly(tmp_path: Path):
+    path = names_recipe(tmp_path, ["Hat", "hat", "caf\u00e9", "cafe\u0301"],
+                        ", allow_case_collisions: true")
+    assert [t.outputs[0] for t in plan_file(path).tasks] == \
+        ["Hat.png", "hat.png", "caf\u00e9.png", "cafe\u0301.png"]
+    with pytest.raises(RecipeError, match="would be a file and also the folder"):
+        plan_file(names_recipe(tmp_path, ["x", "x.png/y"], ", allow_case_collisions: true"))
