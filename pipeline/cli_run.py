@@ -37,6 +37,8 @@ def add_parsers(sub: Any, selection: Callable[[argparse.ArgumentParser], None]) 
     rp = sub.add_parser("report", help="regenerate report.html of an output directory")
     rp.add_argument("out_dir", metavar="OUT_DIR")
     rp.add_argument("--open", action="store_true", help="open it in a browser")
+    rp.add_argument("--bundle", action="store_true",
+                    help="one self-contained file with the thumbnails embedded, to send alone")
 
     rs = sub.add_parser("runs", help="list the runs recorded in an output directory")
     rs.add_argument("out_dir", metavar="OUT_DIR")
@@ -127,7 +129,7 @@ def _lock(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from . import api
 
-    path = api.regenerate_report(Path(args.out_dir))
+    path = api.regenerate_report(Path(args.out_dir), bundle=args.bundle)
     print(f"report: {path}")
     if args.open:
         webbrowser.open(path.as_uri())

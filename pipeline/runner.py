@@ -237,8 +237,9 @@ class _Run:
             return write_report(self.out_dir, frame, {
                 **run_info, "duration_s": duration, "planned_cost_usd": run_info.get("planned_usd"),
                 "spent_usd": self.spent, "steps": [s["id"] for s in self.plan.recipe.steps]},
-                rows=_row_values(self.plan))
-        except (OSError, ValueError) as exc:
+                rows=_row_values(self.plan),
+                bundle=bool((self.plan.recipe.data.get("report") or {}).get("bundle_html")))
+        except (OSError, ValueError, StorageError) as exc:
             print(f"ideopipe: the report could not be written: {exc}", file=self.out)
             return None
 

@@ -30,16 +30,30 @@ from .render import Page, render
 from .sources import Inputs, from_journal, from_plan
 from .thumbs import THUMB_DIR, THUMB_MAX, Size, build, save_thumbnail, thumb_path, thumbnail_image
 
-__all__ = ["REPORT_NAME", "THUMB_DIR", "THUMB_MAX", "inputs_of_plan", "save_thumbnail",
-           "thumb_path", "thumbnail_image", "write_report"]
+__all__ = [
+    "REPORT_NAME",
+    "THUMB_DIR",
+    "THUMB_MAX",
+    "inputs_of_plan",
+    "save_thumbnail",
+    "thumb_path",
+    "thumbnail_image",
+    "write_report",
+]
 
 REPORT_NAME = "report.html"
 inputs_of_plan = from_plan
 
 
-def write_report(out_dir: Path, manifest: pd.DataFrame, run: Mapping[str, Any],
-                 rows: Mapping[str, Mapping[str, Any]] | None = None, *,
-                 bundle: bool = False, inputs: Inputs | None = None) -> Path:
+def write_report(
+    out_dir: Path,
+    manifest: pd.DataFrame,
+    run: Mapping[str, Any],
+    rows: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    bundle: bool = False,
+    inputs: Inputs | None = None,
+) -> Path:
     """Write `<out_dir>/report.html`, a contact sheet of the run, and return its path.
 
     `bundle=True` makes it one self-contained file (thumbnails embedded). `inputs` maps
@@ -55,12 +69,17 @@ def write_report(out_dir: Path, manifest: pd.DataFrame, run: Mapping[str, Any],
     if inputs is None:
         inputs = from_journal(out_dir, (e.text("task_id") for e in found if e.text("task_id")))
     pictures = _pictures(out_dir, found, inputs, Linker(out_dir, bundle))
-    html = render(Page(
-        run=run, entries=found, steps=order,
-        sections=sections(found, order, rows or {}, pictures),
-        summaries=summary.steps(frame, found, order, run_id, simulated),
-        money=totals(frame, run_id, simulated=simulated), bundle=bundle,
-    ))
+    html = render(
+        Page(
+            run=run,
+            entries=found,
+            steps=order,
+            sections=sections(found, order, rows or {}, pictures),
+            summaries=summary.steps(frame, found, order, run_id, simulated),
+            money=totals(frame, run_id, simulated=simulated),
+            bundle=bundle,
+        )
+    )
     target = out_dir / REPORT_NAME
     write_public(target, html.encode("utf-8"))
     return target
@@ -109,8 +128,13 @@ def _pictures(out_dir: Path, found: Sequence[Entry], inputs: Inputs, links: Link
     for position, job in jobs.items():
         if (picture := made(job)) is not None:
             thumbs[position] = picture
-    return Pictures(out_dir=out_dir, entries=thumbs, inputs=inputs, links=links,
-                    sources={p: made(job) for p, job in source_jobs.items()})
+    return Pictures(
+        out_dir=out_dir,
+        entries=thumbs,
+        inputs=inputs,
+        links=links,
+        sources={p: made(job) for p, job in source_jobs.items()},
+    )
 
 
 def _recorded_size(e: Entry) -> Size | None:

@@ -65,9 +65,18 @@ def entry_card(out_dir: Path, e: Entry, thumb: tuple[Path, Size] | None, links: 
     file = e.text("file")
     href = links.file(out_dir / file) if file else None
     on_disk = bool(file) and (out_dir / file).is_file()
-    card = Card(image_id=e.text("image_id"), step_id=e.text("step_id"), op=e.text("op"),
-                status=status, label=name, kind="placeholder", title=e.text("step_id"),
-                icon=icon, href=href, note=e.text("error") or meaning)
+    card = Card(
+        image_id=e.text("image_id"),
+        step_id=e.text("step_id"),
+        op=e.text("op"),
+        status=status,
+        label=name,
+        kind="placeholder",
+        title=e.text("step_id"),
+        icon=icon,
+        href=href,
+        note=e.text("error") or meaning,
+    )
     if status == Status.OK:
         if e.is_text:
             card.kind = "text"
@@ -88,20 +97,29 @@ def entry_card(out_dir: Path, e: Entry, thumb: tuple[Path, Size] | None, links: 
         card.prompt_label = "Prompt sent (magic prompt)"
     card.facts = facts(e)
     card.matrix = matrix(e.get("matrix"))
-    card.search = " ".join(
-        t for t in (prompt, api_prompt, e.text("description"), card.image_id) if t).lower()
+    card.search = " ".join(t for t in (prompt, api_prompt, e.text("description"), card.image_id) if t).lower()
     return card
 
 
-def source_card(key: str, image: str, mask: str | None,
-                thumbs: Mapping[str, tuple[Path, Size] | None], links: Linker) -> Card:
+def source_card(
+    key: str, image: str, mask: str | None, thumbs: Mapping[str, tuple[Path, Size] | None], links: Linker
+) -> Card:
     """The card that starts a chain: a local photo (and the mask drawn over it), before any step."""
     path = Path(image)
-    card = Card(image_id=key, step_id="source", op="", status=SOURCE_STATUS,
-                label="Source + mask" if mask else "Source", kind="placeholder", role="source",
-                title=path.name, icon="?", href=links.file(path),
-                note=f"The source photo is not readable here ({path.name}).",
-                search=" ".join(Path(p).name for p in (image, mask) if p).lower())
+    card = Card(
+        image_id=key,
+        step_id="source",
+        op="",
+        status=SOURCE_STATUS,
+        label="Source + mask" if mask else "Source",
+        kind="placeholder",
+        role="source",
+        title=path.name,
+        icon="?",
+        href=links.file(path),
+        note=f"The source photo is not readable here ({path.name}).",
+        search=" ".join(Path(p).name for p in (image, mask) if p).lower(),
+    )
     picture = thumbs.get(image)
     if picture is not None and (url := links.picture(picture[0])):
         card.kind = "image"

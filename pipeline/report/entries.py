@@ -24,12 +24,13 @@ STATUSES: dict[str, tuple[str, str, str]] = {
     Status.OK: ("OK", "✓", ""),
     Status.FAILED: ("Failed", "×", "The request failed."),
     Status.UNSAFE: ("Unsafe", "!", "The provider flagged this image as unsafe."),
-    Status.IN_DOUBT: ("In doubt", "?",
-                      "Sent, but no answer came back: it may have run and been billed."),
-    Status.DOWNLOAD_EXPIRED: ("Download expired", "!",
-                              "The result URL expired before the image was saved."),
-    Status.NOT_SAVED: ("Not saved", "!",
-                       "Billed and answered, but the image could not be saved on this machine."),
+    Status.IN_DOUBT: ("In doubt", "?", "Sent, but no answer came back: it may have run and been billed."),
+    Status.DOWNLOAD_EXPIRED: ("Download expired", "!", "The result URL expired before the image was saved."),
+    Status.NOT_SAVED: (
+        "Not saved",
+        "!",
+        "Billed and answered, but the image could not be saved on this machine.",
+    ),
     Status.PENDING: ("Pending", "…", "Not run yet: the next run sends it."),
     Status.SKIPPED_BUDGET: ("Skipped: budget", "–", "Not sent: the budget was reached."),
     Status.SKIPPED_PARENT: ("Skipped: no input", "–", "Not sent: its input image failed."),
@@ -40,8 +41,7 @@ UNREADABLE_FILE = ("Unreadable", "?", "The file exists but is not an image Pillo
 FAILED = frozenset({Status.FAILED, Status.UNSAFE, Status.DOWNLOAD_EXPIRED, Status.NOT_SAVED})
 NOT_RUN = frozenset({Status.PENDING, Status.SKIPPED_BUDGET, Status.SKIPPED_PARENT})
 # Statuses where a request ran, so a missing cost means the price is unknown.
-PRICED = frozenset({Status.OK, Status.UNSAFE, Status.IN_DOUBT, Status.DOWNLOAD_EXPIRED,
-                    Status.NOT_SAVED})
+PRICED = frozenset({Status.OK, Status.UNSAFE, Status.IN_DOUBT, Status.DOWNLOAD_EXPIRED, Status.NOT_SAVED})
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,7 @@ class Entry:
     @property
     def is_text(self) -> bool:
         """Whether this entry is a description rather than an image."""
-        return self.text("op") == "describe" or (not self.text("file")
-                                                 and bool(self.text("description")))
+        return self.text("op") == "describe" or (not self.text("file") and bool(self.text("description")))
 
 
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:
@@ -85,8 +84,11 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     status = frame["status"].astype("string")
     cached = status.eq(LEGACY_CACHED).fillna(False).astype(bool)
-    reused = frame["reused"].astype("boolean").fillna(False).astype(bool) \
-        if "reused" in frame.columns else pd.Series(False, index=frame.index)
+    reused = (
+        frame["reused"].astype("boolean").fillna(False).astype(bool)
+        if "reused" in frame.columns
+        else pd.Series(False, index=frame.index)
+    )
     frame["reused"] = reused | cached
     frame["status"] = status.mask(cached, Status.OK.value)
     if "cost_usd" not in frame.columns:
@@ -96,8 +98,10 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
 
 def entries(frame: pd.DataFrame) -> list[Entry]:
     """Every row of a normalised manifest as an Entry."""
-    return [Entry(i, {str(k): clean(v) for k, v in record.items()})
-            for i, record in enumerate(frame.to_dict("records"))]
+    return [
+        Entry(i, {str(k): clean(v) for k, v in record.items()})
+        for i, record in enumerate(frame.to_dict("records"))
+    ]
 
 
 def step_order(run: Mapping[str, Any], found: Sequence[Entry]) -> list[str]:

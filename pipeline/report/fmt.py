@@ -58,8 +58,7 @@ def first(run: Mapping[str, Any], *keys: str) -> Any:
 def elapsed(start: Any, end: Any) -> float | None:
     """Seconds between two ISO timestamps, when both parse."""
     try:
-        begun, ended = (datetime.fromisoformat(plain(t).replace("Z", "+00:00"))
-                        for t in (start, end))
+        begun, ended = (datetime.fromisoformat(plain(t).replace("Z", "+00:00")) for t in (start, end))
         return (ended - begun).total_seconds()
     except (TypeError, ValueError):
         return None

@@ -61,8 +61,9 @@ class Pictures:
     links: Linker
 
 
-def sections(found: Sequence[Entry], steps: Sequence[str],
-             rows: Mapping[str, Mapping[str, Any]], pictures: Pictures) -> list[RowSection]:
+def sections(
+    found: Sequence[Entry], steps: Sequence[str], rows: Mapping[str, Mapping[str, Any]], pictures: Pictures
+) -> list[RowSection]:
     """One section per row, in row order, with every entry placed once."""
     by_row: dict[str, list[Entry]] = defaultdict(list)
     for e in found:
@@ -85,14 +86,16 @@ def sections(found: Sequence[Entry], steps: Sequence[str],
         values = [(str(k), plain(v)) for k, v in (rows.get(key) or {}).items()]
         counts = Counter(e.status for e in group)
         index = group[0].get("row_index")
-        result.append(RowSection(
-            key=key,
-            index=int(index) if isinstance(index, (int, float)) else None,
-            values=values,
-            counts=[(s, label(s)[0], counts[s]) for s in status_order(counts)],
-            groups=[_group(members, pictures) for members in _by_matrix(group)],
-            search=" ".join([key, *(v for _, v in values)]).lower(),
-        ))
+        result.append(
+            RowSection(
+                key=key,
+                index=int(index) if isinstance(index, (int, float)) else None,
+                values=values,
+                counts=[(s, label(s)[0], counts[s]) for s in status_order(counts)],
+                groups=[_group(members, pictures) for members in _by_matrix(group)],
+                search=" ".join([key, *(v for _, v in values)]).lower(),
+            )
+        )
     return result
 
 
@@ -105,16 +108,20 @@ def _by_matrix(group: Sequence[Entry]) -> list[list[Entry]]:
 
 
 def _group(members: Sequence[Entry], pictures: Pictures) -> Group:
-    cards = {e.position: entry_card(pictures.out_dir, e, pictures.entries.get(e.position),
-                                    pictures.links) for e in members}
-    roots = forest(members, cards, lambda e: chain_start(pictures.inputs, e.text("task_id")),
-                   pictures)
+    cards = {
+        e.position: entry_card(pictures.out_dir, e, pictures.entries.get(e.position), pictures.links)
+        for e in members
+    }
+    roots = forest(members, cards, lambda e: chain_start(pictures.inputs, e.text("task_id")), pictures)
     return Group(matrix=matrix(members[0].get("matrix")), roots=roots)
 
 
-def forest(group: Sequence[Entry], cards: Mapping[int, Card],
-           start: Callable[[Entry], tuple[str, str | None] | None],
-           pictures: Pictures) -> list[Card]:
+def forest(
+    group: Sequence[Entry],
+    cards: Mapping[int, Card],
+    start: Callable[[Entry], tuple[str, str | None] | None],
+    pictures: Pictures,
+) -> list[Card]:
     """Nest each card under its parent's, and a chain's first card under its source photo."""
     first: dict[str, int] = {}
     for e in group:
@@ -134,8 +141,7 @@ def forest(group: Sequence[Entry], cards: Mapping[int, Card],
         placed.add(position)
         card = cards[position]
         if depth < MAX_DEPTH:
-            card.children.extend(attach(child, depth + 1)
-                                 for child in kids[position] if child not in placed)
+            card.children.extend(attach(child, depth + 1) for child in kids[position] if child not in placed)
         return card
 
     roots: list[Card] = []

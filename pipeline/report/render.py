@@ -42,8 +42,10 @@ class Page:
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True, undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True,
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.filters["usd"] = fmt.usd
     env.filters["money"] = usd
@@ -65,15 +67,27 @@ def render(page: Page) -> str:
     statuses = Counter(e.status for e in entries)
     css, js, script_sha256 = _assets()
     counts = count(entries)
-    return _environment().get_template("report.html.j2").render(
-        header=_header(run, entries), counts=counts, rows=len(page.sections),
-        money=page.money, meter=meter(run, page.money),
-        summaries=page.summaries, chart=chart(page.summaries),
-        steps=[(s, sum(1 for e in entries if e.text("step_id") == s)) for s in page.steps],
-        statuses=[(s, label(s)[0], statuses[s]) for s in status_order(statuses)],
-        sections=page.sections, compact=counts.entries >= COMPACT_FROM, bundle=page.bundle,
-        css=css, js=js, script_sha256=script_sha256,
-        generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            header=_header(run, entries),
+            counts=counts,
+            rows=len(page.sections),
+            money=page.money,
+            meter=meter(run, page.money),
+            summaries=page.summaries,
+            chart=chart(page.summaries),
+            steps=[(s, sum(1 for e in entries if e.text("step_id") == s)) for s in page.steps],
+            statuses=[(s, label(s)[0], statuses[s]) for s in status_order(statuses)],
+            sections=page.sections,
+            compact=counts.entries >= COMPACT_FROM,
+            bundle=page.bundle,
+            css=css,
+            js=js,
+            script_sha256=script_sha256,
+            generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        )
     )
 
 
@@ -87,8 +101,9 @@ def _header(run: Mapping[str, Any], entries: Sequence[Entry]) -> dict[str, Any]:
         "provider": fmt.plain(run.get("provider")) or (first.text("provider") if first else ""),
         "started": fmt.when(run.get("started_at")),
         "finished": fmt.when(run.get("finished_at")),
-        "duration": fmt.duration(fmt.as_float(run.get("duration_s"))
-                                 or fmt.elapsed(run.get("started_at"), run.get("finished_at"))),
+        "duration": fmt.duration(
+            fmt.as_float(run.get("duration_s")) or fmt.elapsed(run.get("started_at"), run.get("finished_at"))
+        ),
         "status": run_status,
         "tone": RUN_STATUS_TONE.get(run_status, "warn" if run_status else "muted"),
         "recipe_file": first.text("recipe") if first else "",

@@ -23,8 +23,9 @@ def from_plan(plan: Any) -> dict[str, dict[str, list[str]]]:
     """The local image and mask files of every task of a plan."""
     found: dict[str, dict[str, list[str]]] = {}
     for task in plan.tasks:
-        roles = {role: [ref.value for ref in task.images.get(role, ()) if ref.kind == "file"]
-                 for role in ROLES}
+        roles = {
+            role: [ref.value for ref in task.images.get(role, ()) if ref.kind == "file"] for role in ROLES
+        }
         if roles["image"]:
             found[task.id] = roles
     return found

@@ -54,19 +54,22 @@ def count(found: Sequence[Entry]) -> Counts:
     )
 
 
-def steps(frame: pd.DataFrame, found: Sequence[Entry], order: Sequence[str], run_id: str,
-          simulated: bool) -> list[StepSummary]:
+def steps(
+    frame: pd.DataFrame, found: Sequence[Entry], order: Sequence[str], run_id: str, simulated: bool
+) -> list[StepSummary]:
     """One summary per step, its money from `money.totals` over that step's rows."""
     step_of = frame["step_id"].astype("string")
     result = []
     for step in order:
         mine = [e for e in found if e.text("step_id") == step]
-        result.append(StepSummary(
-            step_id=step,
-            op=next((e.text("op") for e in mine if e.text("op")), ""),
-            counts=count(mine),
-            money=totals(frame[step_of.eq(step).fillna(False)], run_id, simulated=simulated),
-        ))
+        result.append(
+            StepSummary(
+                step_id=step,
+                op=next((e.text("op") for e in mine if e.text("op")), ""),
+                counts=count(mine),
+                money=totals(frame[step_of.eq(step).fillna(False)], run_id, simulated=simulated),
+            )
+        )
     return result
 
 
@@ -80,24 +83,33 @@ def chart(summaries: Sequence[StepSummary]) -> dict[str, Any]:
         width = max(2.0, cost / top * bar_w) if cost > 0 else 0.0
         name = s.step_id if len(s.step_id) <= 18 else s.step_id[:17] + "…"
         value = usd(cost) + (" +?" if s.money.unknown else "")
-        bars.append({"y": 8 + i * row_h, "width": round(width, 1), "label": name,
-                     "title": s.step_id, "value": value})
-    return {"bars": bars, "x": bar_x, "bar_w": bar_w, "width": bar_x + bar_w + 96,
-            "height": 16 + len(summaries) * row_h}
+        bars.append(
+            {"y": 8 + i * row_h, "width": round(width, 1), "label": name, "title": s.step_id, "value": value}
+        )
+    return {
+        "bars": bars,
+        "x": bar_x,
+        "bar_w": bar_w,
+        "width": bar_x + bar_w + 96,
+        "height": 16 + len(summaries) * row_h,
+    }
 
 
 def meter(run: Mapping[str, Any], money: Money) -> dict[str, Any]:
     """Percentages for the meter: spent this run, the batch, the plan and the budget."""
     planned = as_float(first(run, "planned_cost_usd", "planned_usd"))
     budget = as_float(run.get("budget_usd"))
-    scale = max(v for v in (money.batch_cost, money.run_spent, planned or 0.0, budget or 0.0,
-                            1e-9))
+    scale = max(v for v in (money.batch_cost, money.run_spent, planned or 0.0, budget or 0.0, 1e-9))
 
     def pct(v: float | None) -> float | None:
         return None if v is None else round(min(100.0, v / scale * 100), 2)
 
-    return {"planned": usd(planned) if planned is not None else None,
-            "budget": usd(budget) if budget is not None else None,
-            "spent_pct": pct(money.run_spent), "batch_pct": pct(money.batch_cost),
-            "planned_pct": pct(planned), "budget_pct": pct(budget),
-            "over_budget": budget is not None and money.run_spent > budget}
+    return {
+        "planned": usd(planned) if planned is not None else None,
+        "budget": usd(budget) if budget is not None else None,
+        "spent_pct": pct(money.run_spent),
+        "batch_pct": pct(money.batch_cost),
+        "planned_pct": pct(planned),
+        "budget_pct": pct(budget),
+        "over_budget": budget is not None and money.run_spent > budget,
+    }
