@@ -60,6 +60,7 @@ COLUMNS = [
     "latency_s",
     "started_at",
     "finished_at",
+    "task_id",
 ]
 # The manifest's nullable dtypes, so missing values arrive as pd.NA as in a real run.
 DTYPES = (
@@ -146,6 +147,7 @@ def entry(
         status=status,
         cost_usd=0.03 if op == "generate" else 0.06,
         attempts=1,
+        task_id=f"task-{image_id}",
     )
     if status == "ok" and op != "describe":
         size = (1024, 768) if op != "upscale" else (2048, 1536)
@@ -259,6 +261,8 @@ class Cards(HTMLParser):
                 "status": a["data-status"],
                 "classes": a["class"],
                 "img": None,
+                "imgs": [],
+                "role": a.get("data-role"),
                 "ancestors": ancestors,
             }
             self.stack[-1] = image_id
@@ -266,7 +270,9 @@ class Cards(HTMLParser):
         if tag == "img":
             self.imgs.append(a["src"] or "")
             if self.current:
-                self.cards[self.current]["img"] = a["src"]
+                self.cards[self.current]["imgs"].append(a["src"])
+                if self.cards[self.current]["img"] is None:
+                    self.cards[self.current]["img"] = a["src"]
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "article":

@@ -19,6 +19,7 @@ from report_sample import (
     RUN,
     XSS,
     parse,
+    png,
     sample_manifest,
     sample_report,
 )
@@ -201,3 +202,63 @@ def test_an_empty_manifest_still_makes_a_page(out: Path) -> None:
 def test_missing_key_column_is_refused(out: Path) -> None:
     with pytest.raises(ValueError, match=r"lacks required column.*image_id"):
         write_report(out, pd.DataFrame({"run_id": [], "row_key": [], "step_id": [], "status": []}), RUN)
+
+
+def test_source_photos_and_masks_start_their_chains(out: Path, tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    blue, red, mask = photos / "mug-blue.png", photos / "mug-red.jpg", photos / "mask.png"
+    png(blue, (640, 480), (30, 90, 200), "blue")
+    png(red, (640, 480), (200, 40, 40), "red")
+    png(mask, (640, 480), (0, 0, 0), "mask")
+    inputs = {
+        "task-mug-blue-g0": {"image": [str(blue)], "mask": []},
+        "task-mug-blue-g1": {"image": [str(blue)], "mask": []},
+        "task-mug-red-g0": {"image": [str(red)], "mask": [str(mask)]},
+    }
+    report = write_report(out, sample_manifest(out), RUN, ROWS, inputs=inputs)
+    cards = parse(report).cards
+    sources = {k: c for k, c in cards.items() if c["role"] == "source"}
+    assert len(sources) == 2
+    assert all(c["img"] for c in sources.values())
+    blue_id = next(k for k, c in sources.items() if len(c["imgs"]) == 1)
+    red_id = next(k for k, c in sources.items() if len(c["imgs"]) == 2)  # photo + mask
+    assert cards["mug-blue-g0"]["ancestors"] == [blue_id]
+    assert cards["mug-blue-g1"]["ancestors"] == [blue_id]
+    assert cards["mug-blue-u1"]["ancestors"] == [blue_id, "mug-blue-g1", "mug-blue-r1"]
+    assert cards["mug-red-g0"]["ancestors"] == [red_id]
+    assert cards["mug-red-g1"]["ancestors"] == []  # it read no photo
+    for src in (s for c in sources.values() for s in c["imgs"]):
+        with Image.open(out / src) as thumb:
+            assert max(thumb.size) <= THUMB_MAX
+    html = report.read_text(encoding="utf-8")
+    assert ">mug-blue.png</h3>" in html and ">mug-red.jpg</h3>" in html
+    assert "mask mask.png" in html
+
+
+def test_a_missing_source_photo_is_a_placeholder(out: Path, tmp_path: Path) -> None:
+    inputs = {"task-mug-blue-g0": {"image": [str(tmp_path / "gone.png")], "mask": []}}
+    cards = parse(write_report(out, sample_manifest(out), RUN, ROWS, inputs=inputs)).cards
+    source = next(c for c in cards.values() if c["role"] == "source")
+    assert source["img"] is None
+    assert "kind-placeholder" in source["classes"]
+    assert cards["mug-blue-g0"]["img"]
+
+
+def test_chains_are_grouped_by_matrix_value_within_a_row(out: Path) -> None:
+    manifest = sample_manifest(out)
+    second = manifest["image_id"].str.contains("1")  # the chains of image 1 get another value
+    manifest.loc[second, "matrix"] = json.dumps({"style": "sketch"})
+    html = write_report(out, manifest, RUN, ROWS).read_text(encoding="utf-8")
+    row = html[html.index('data-row-key="mug-blue"') : html.index('data-row-key="mug-red"')]
+    groups = row.split('<div class="group">')[1:]
+    assert len(groups) == 2
+    assert "<b>style</b> photo" in groups[0] and "<b>style</b> sketch" in groups[1]
+    assert "mug-blue-g0" in groups[0] and "mug-blue-u0" in groups[0]
+    assert "mug-blue-g1" in groups[1] and "mug-blue-u1" in groups[1]
+    assert "mug-blue-g1" not in groups[0]
+
+
+def test_one_matrix_value_needs_no_group_heading(report: Path) -> None:
+    html = report.read_text(encoding="utf-8")
+    assert html.count('<div class="group">') == 2  # one per row
+    assert 'class="group-head"' not in html
