@@ -158,8 +158,11 @@ def _parent_file(source_dir: Path, image_id: str) -> str:
 # -- what a run left ----------------------------------------------------------
 
 
-def regenerate_report(out_dir: Path) -> Path:
-    """Write report.html again from an output directory's journal and manifest."""
+def regenerate_report(out_dir: Path, bundle: bool = False) -> Path:
+    """Write report.html again from an output directory's journal and manifest.
+
+    `bundle=True` makes it one self-contained file, thumbnails embedded, to send alone.
+    """
     from .report import write_report
 
     frame = read_manifest(out_dir)
@@ -167,7 +170,8 @@ def regenerate_report(out_dir: Path) -> Path:
         run_info = journal.run(str(frame["run_id"].iloc[0]) if len(frame) else None) or {}
     info = json.loads(run_info.get("info") or "{}")
     return write_report(out_dir, frame, {**run_info, "planned_cost_usd": run_info.get("planned_usd"),
-                                         "steps": info.get("steps")}, rows=info.get("rows"))
+                                         "steps": info.get("steps")}, rows=info.get("rows"),
+                        bundle=bundle)
 
 
 def list_runs(out_dir: Path) -> list[dict[str, Any]]:

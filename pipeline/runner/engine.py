@@ -242,8 +242,9 @@ class Run:
                     "steps": [s["id"] for s in ctx.plan.recipe.steps],
                 },
                 rows=row_values(ctx.plan),
+                bundle=bool((ctx.plan.recipe.data.get("report") or {}).get("bundle_html")),
             )
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, StorageError) as exc:
             ctx.emit(EventKind.NOTICE, f"the report could not be written: {exc}")
             return None
 
