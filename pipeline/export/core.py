@@ -1,0 +1,257 @@
+"""`export`: channel-ready copies of a run's good images, at exact sizes, with a delivery.csv."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args
+
+from PIL import Image, ImageColor
+
+from ..errors import Problem
+from ..planner import content_key
+from . import imaging, names, presets, select, target
+from .errors import ExportError
+from .jobs import Delivered, Job, plan_jobs
+
+DELIVERY_COLUMNS = (
+    "file",
+    "image_id",
+    "row_key",
+    "step_id",
+    "preset",
+    "width",
+    "height",
+    "format",
+    "fit",
+    "bytes",
+    "sha256",
+    "source_file",
+    "source_sha256",
+    "seed",
+)
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote: every file, how many changed, and where the lists are."""
+
+    to: Path
+    files: list[Delivered]
+    delivery_csv: Path
+    zip: Path | None = None
+    stale: list[str] = field(default_factory=list)
+    meta_written: int = 0
+
+    @property
+    def written(self) -> int:
+        """Image files written (new or changed) by this export."""
+        return sum(f.written for f in self.files)
+
+    @property
+    def unchanged(self) -> int:
+        """Image files already up to date, left untouched."""
+        return len(self.files) - self.written
+
+    @property
+    def changed(self) -> bool:
+        """False when the export found everything up to date and rewrote nothing."""
+        return bool(self.written or self.meta_written)
+
+
+def export(
+    out_dir: str | Path,
+    to: str | Path,
+    *,
+    only: str = "all",
+    sizes: str | Sequence[str] = "",
+    fit: str = "cover",
+    fmt: str = "png",
+    quality: int = 90,
+    name: str = names.DEFAULT_TEMPLATE,
+    zip: bool = False,
+    presets_file: str | Path | None = None,
+    background: str = "#ffffff",
+    steps: Sequence[str] = (),
+) -> ExportResult:
+    """Export a run's good images to `to`; ExportError (exit 2) lists every problem before any write."""
+    out, dest = Path(out_dir), Path(to)
+    bg = _options(fit, fmt, quality, background)
+    table = presets.load_presets(presets_file)
+    targets = presets.parse_targets(sizes, table)
+    only_filter = select.Only.parse(only)
+    problem = names.check_template(name)
+    if problem:
+        raise ExportError([problem])
+    rows = select.select(select.load(out), only_filter, steps)
+    if not rows:
+        raise ExportError(
+            [
+                Problem(
+                    f"no image to export: none of the manifest's good images "
+                    f"matches --only {only}" + (f" and --step {', '.join(steps)}" if steps else ""),
+                    file=str(out),
+                )
+            ]
+        )
+    settings = {"fit": fit, "format": fmt, "quality": quality, "background": list(bg)}
+    problems = target.check_root(dest, out)
+    jobs, more = plan_jobs(out, dest, rows, targets, name, settings)
+    problems += more
+    if problems:
+        raise ExportError(problems)
+    return _write(out, dest, jobs, settings, bg, zip)
+
+
+def _options(fit: str, fmt: str, quality: int, background: str) -> imaging.RGBA:
+    problems = []
+    if fit not in get_args(imaging.Fit):
+        problems.append(Problem(f"{fit!r}: expected cover or contain", path="--fit"))
+    if fmt not in get_args(imaging.Format):
+        problems.append(Problem(f"{fmt!r}: expected png, jpeg or webp", path="--format"))
+    if not isinstance(quality, int) or not 1 <= quality <= 100:
+        problems.append(Problem(f"{quality!r}: expected a number from 1 to 100", path="--quality"))
+    rgba: imaging.RGBA = (255, 255, 255, 255)
+    try:
+        c = ImageColor.getrgb(background)
+        rgba = (c[0], c[1], c[2], c[3] if len(c) == 4 else 255)
+    except ValueError:
+        problems.append(
+            Problem(
+                f"{background!r} is not a colour (e.g. '#ffffff', '#00000000' for transparent, 'white')",
+                path="--background",
+            )
+        )
+    if problems:
+        raise ExportError(problems)
+    return rgba
+
+
+def _write(
+    out: Path, dest: Path, jobs: list[Job], settings: dict[str, Any], bg: imaging.RGBA, want_zip: bool
+) -> ExportResult:
+    created = not dest.exists()
+    dest.mkdir(parents=True, exist_ok=True)
+    old = target.read_index(dest)
+    staged: list[tuple[Path, Path]] = []
+    done: list[Delivered] = []
+    index: dict[str, dict[str, Any]] = {}
+    problems: list[Problem] = []
+    try:
+        for source, group in _by_source(jobs).items():
+            _render_group(dest, source, group, settings, bg, old, staged, done, index, problems)
+    except BaseException:
+        _abandon(staged, dest, created)
+        raise
+    if problems:
+        _abandon(staged, dest, created)
+        raise ExportError(problems)
+    for tmp, final in staged:
+        target.commit(tmp, final)
+    done.sort(key=lambda d: d.file)
+    meta = int(target.write_if_changed(dest / target.INDEX, target.index_bytes(index)))
+    csv_path = dest / "delivery.csv"
+    meta += target.write_if_changed(csv_path, delivery_csv(done))
+    zip_path = None
+    if want_zip:
+        zip_path = dest / "delivery.zip"
+        meta += target.write_zip(dest, zip_path, [d.file for d in done])
+    stale = sorted(n for n in old if n not in index and (dest / n).is_file())
+    return ExportResult(dest, done, csv_path, zip_path, stale, meta)
+
+
+def _by_source(jobs: list[Job]) -> dict[Path, list[Job]]:
+    groups: dict[Path, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.source, []).append(job)
+    return groups
+
+
+def _render_group(
+    dest: Path,
+    source: Path,
+    group: list[Job],
+    settings: dict[str, Any],
+    bg: imaging.RGBA,
+    old: dict[str, dict[str, Any]],
+    staged: list[tuple[Path, Path]],
+    done: list[Delivered],
+    index: dict[str, dict[str, Any]],
+    problems: list[Problem],
+) -> None:
+    """Render every size of one source image (decoded once, and only if something changed)."""
+    source_sha = target.sha256_file(source) or ""
+    image: Image.Image | None = None
+    for job in group:
+        key = content_key(
+            {
+                "v": 1,
+                "source_sha256": source_sha,
+                "width": job.width,
+                "height": job.height,
+                "note": list(job.note.__dict__.values()),
+                **settings,
+            }
+        )
+        final = dest / job.name
+        have = target.sha256_file(final)
+        seen = old.get(job.name) or {}
+        if have and seen.get("key") == key and seen.get("sha256") == have:
+            size = final.stat().st_size
+            done.append(job.delivered(have, size, source_sha, written=False))
+            index[job.name] = {"key": key, "sha256": have}
+            continue
+        try:
+            if image is None:
+                image = imaging.open_srgb(str(source))
+            fitted = imaging.fit(image, job.width, job.height, settings["fit"], bg)
+            data = imaging.encode(fitted, settings["format"], settings["quality"], bg, job.note)
+        except imaging.ImageProblem as exc:
+            problems.append(Problem(str(exc), file=job.row["file"], path=job.what))
+            return
+        sha = hashlib.sha256(data).hexdigest()
+        if have != sha:
+            staged.append((target.stage(target.make_dirs(dest, job.name), data), final))
+        done.append(job.delivered(sha, len(data), source_sha, written=have != sha))
+        index[job.name] = {"key": key, "sha256": sha}
+
+
+def _abandon(staged: list[tuple[Path, Path]], dest: Path, created: bool) -> None:
+    for tmp, _ in staged:
+        target.discard(tmp)
+    if created:
+        for folder in sorted((p for p in dest.rglob("*") if p.is_dir()), reverse=True):
+            _rmdir(folder)
+        _rmdir(dest)
+
+
+def _rmdir(folder: Path) -> None:
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass
+
+
+def delivery_csv(files: list[Delivered]) -> bytes:
+    """delivery.csv: one line per exported file, sorted by file name."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(DELIVERY_COLUMNS)
+    for d in files:
+        writer.writerow([_cell(getattr(d, c)) for c in DELIVERY_COLUMNS])
+    return buf.getvalue().encode("utf-8")
+
+
+def _cell(value: Any) -> Any:
+    """Keep spreadsheets from running a cell as a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA):
+        return "'" + value
+    return value
