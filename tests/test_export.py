@@ -8,6 +8,7 @@ import io
 import os
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -292,7 +293,8 @@ def test_metadata_is_stripped_except_the_note(run, tmp_path):
                 assert set(tags) == {0x010E, 0x0131}
                 note, software = tags[0x010E], tags[0x0131]
         assert software.startswith("ideopipe ")
-        assert f"seed {row['seed']}" in note and row["recipe"] in note and row["image_id"] in note
+        assert f"seed {row['seed']}" in note and row["image_id"] in note
+        assert "recipe recipe.yaml," in note and str(tmp_path) not in note  # no local paths
 
 
 # -- delivery.csv, zip, idempotence ---------------------------------------------------------
@@ -517,3 +519,38 @@ def test_the_verb_runs_as_a_module(run, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "exported 4 file(s)" in proc.stderr
+
+
+def test_names_may_not_reach_into_the_run_folder(run, tmp_path, capsys):
+    to = run.parent  # an ancestor of the run: names could reach its files
+    before = tree(run)
+    name = "out/{{ 'manifest.csv' if image_index == 0 else file }}"
+    assert main([str(run), "--to", str(to), "--sizes", "64x64", "--name", name]) == 2
+    err = capsys.readouterr().err
+    assert err.count("would write into the run's own files") == 4
+    assert tree(run) == before
+
+
+def garbled_pixels(png: bytes) -> bytes:
+    """The same PNG with its pixel data (IDAT) replaced by noise under valid chunk CRCs."""
+    out, pos = png[:8], 8
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        kind, data = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]
+        if kind == b"IDAT":
+            data = bytes((b * 7 + 13) % 256 for b in data)
+        out += struct.pack(">I", length) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        pos += 12 + length
+    return out
+
+
+def test_an_image_that_fails_to_decode_stops_the_export_with_nothing_written(run, tmp_path, capsys):
+    row = rows(run).iloc[0]
+    source = run / row["file"]
+    source.write_bytes(garbled_pixels(source.read_bytes()))
+    to = tmp_path / "d"
+    assert main([str(run), "--to", str(to), "--sizes", "64x64,128x128", "--name", UNIQUE]) == 2
+    err = capsys.readouterr().err
+    assert f"image {row['image_id']} 64x64: cannot decode the image" in err
+    assert "1 problem(s); nothing was written" in err
+    assert not to.exists()

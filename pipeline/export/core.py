@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
-from PIL import Image, ImageColor
+from PIL import ImageColor
 
 from ..errors import Problem
-from ..planner import content_key
 from . import imaging, names, presets, select, target
 from .errors import ExportError
 from .jobs import Delivered, Job, plan_jobs
+from .render import Outcome, render_source
 
 DELIVERY_COLUMNS = (
     "file",
@@ -100,13 +100,13 @@ def export(
                 )
             ]
         )
-    settings = {"fit": fit, "format": fmt, "quality": quality, "background": list(bg)}
+    settings = {"fit": fit, "format": fmt, "quality": quality, "rgba": bg}
     problems = target.check_root(dest, out)
     jobs, more = plan_jobs(out, dest, rows, targets, name, settings)
     problems += more
     if problems:
         raise ExportError(problems)
-    return _write(out, dest, jobs, settings, bg, zip)
+    return _write(out, dest, jobs, zip)
 
 
 def _options(fit: str, fmt: str, quality: int, background: str) -> imaging.RGBA:
@@ -133,28 +133,34 @@ def _options(fit: str, fmt: str, quality: int, background: str) -> imaging.RGBA:
     return rgba
 
 
-def _write(
-    out: Path, dest: Path, jobs: list[Job], settings: dict[str, Any], bg: imaging.RGBA, want_zip: bool
-) -> ExportResult:
+def _write(out: Path, dest: Path, jobs: list[Job], want_zip: bool) -> ExportResult:
     created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     old = target.read_index(dest)
-    staged: list[tuple[Path, Path]] = []
-    done: list[Delivered] = []
-    index: dict[str, dict[str, Any]] = {}
-    problems: list[Problem] = []
-    try:
-        for source, group in _by_source(jobs).items():
-            _render_group(dest, source, group, settings, bg, old, staged, done, index, problems)
-    except BaseException:
-        _abandon(staged, dest, created)
-        raise
-    if problems:
-        _abandon(staged, dest, created)
-        raise ExportError(problems)
-    for tmp, final in staged:
-        target.commit(tmp, final)
-    done.sort(key=lambda d: d.file)
+    groups: dict[Path, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.source, []).append(job)
+    outcomes: list[Outcome] = []
+    failure: BaseException | None = None
+    # Pillow releases the GIL while it resizes and encodes: one worker per core
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        futures = [pool.submit(render_source, dest, src, group, old) for src, group in groups.items()]
+        for future in futures:
+            try:
+                outcomes.append(future.result())
+            except BaseException as exc:
+                failure = failure or exc
+    problems = [o.problem for o in outcomes if o.problem]
+    if failure or problems:
+        _abandon(outcomes, dest, created)
+        if failure:
+            raise failure
+        raise ExportError([p for p in problems if p])
+    for outcome in outcomes:
+        for tmp, final in outcome.staged:
+            target.commit(tmp, final)
+    done = sorted((d for o in outcomes for d, _ in o.files), key=lambda d: d.file)
+    index = {d.file: {"key": key, "sha256": d.sha256} for o in outcomes for d, key in o.files}
     meta = int(target.write_if_changed(dest / target.INDEX, target.index_bytes(index)))
     csv_path = dest / "delivery.csv"
     meta += target.write_if_changed(csv_path, delivery_csv(done))
@@ -166,65 +172,9 @@ def _write(
     return ExportResult(dest, done, csv_path, zip_path, stale, meta)
 
 
-def _by_source(jobs: list[Job]) -> dict[Path, list[Job]]:
-    groups: dict[Path, list[Job]] = {}
-    for job in jobs:
-        groups.setdefault(job.source, []).append(job)
-    return groups
-
-
-def _render_group(
-    dest: Path,
-    source: Path,
-    group: list[Job],
-    settings: dict[str, Any],
-    bg: imaging.RGBA,
-    old: dict[str, dict[str, Any]],
-    staged: list[tuple[Path, Path]],
-    done: list[Delivered],
-    index: dict[str, dict[str, Any]],
-    problems: list[Problem],
-) -> None:
-    """Render every size of one source image (decoded once, and only if something changed)."""
-    source_sha = target.sha256_file(source) or ""
-    image: Image.Image | None = None
-    for job in group:
-        key = content_key(
-            {
-                "v": 1,
-                "source_sha256": source_sha,
-                "width": job.width,
-                "height": job.height,
-                "note": list(job.note.__dict__.values()),
-                **settings,
-            }
-        )
-        final = dest / job.name
-        have = target.sha256_file(final)
-        seen = old.get(job.name) or {}
-        if have and seen.get("key") == key and seen.get("sha256") == have:
-            size = final.stat().st_size
-            done.append(job.delivered(have, size, source_sha, written=False))
-            index[job.name] = {"key": key, "sha256": have}
-            continue
-        try:
-            if image is None:
-                image = imaging.open_srgb(str(source))
-            fitted = imaging.fit(image, job.width, job.height, settings["fit"], bg)
-            data = imaging.encode(fitted, settings["format"], settings["quality"], bg, job.note)
-        except imaging.ImageProblem as exc:
-            problems.append(Problem(str(exc), file=job.row["file"], path=job.what))
-            return
-        sha = hashlib.sha256(data).hexdigest()
-        if have != sha:
-            staged.append((target.stage(target.make_dirs(dest, job.name), data), final))
-        done.append(job.delivered(sha, len(data), source_sha, written=have != sha))
-        index[job.name] = {"key": key, "sha256": sha}
-
-
-def _abandon(staged: list[tuple[Path, Path]], dest: Path, created: bool) -> None:
-    for tmp, _ in staged:
-        target.discard(tmp)
+def _abandon(outcomes: list[Outcome], dest: Path, created: bool) -> None:
+    for outcome in outcomes:
+        outcome.discard()
     if created:
         for folder in sorted((p for p in dest.rglob("*") if p.is_dir()), reverse=True):
             _rmdir(folder)

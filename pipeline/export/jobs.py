@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -79,8 +80,9 @@ class Job:
 
 def note_for(row: dict[str, Any]) -> imaging.Note:
     """The provenance note an exported file carries: recipe, step, row and seed."""
+    recipe = PurePosixPath(str(row.get("recipe") or "?").replace("\\", "/")).name  # no local paths
     desc = (
-        f"ideopipe export of image {row.get('image_id')}: recipe {row.get('recipe') or '?'}, "
+        f"ideopipe export of image {row.get('image_id')}: recipe {recipe}, "
         f"step {row.get('step_id')}, row {row.get('row_key')}, seed {row.get('seed')}"
     )
     return imaging.Note(software=f"ideopipe {__version__}", description=desc)
@@ -127,16 +129,15 @@ def plan_jobs(
                 continue
             jobs.append(Job(source, row, name, width, height, t.preset, settings, note_for(row)))
     problems += names.clashes((j.name, j.what) for j in jobs)
+    run, root = out.resolve(), dest.resolve()
     for job in jobs:
         why = target.check_path(dest, job.name)
+        final = (dest / job.name).resolve()
         if why:
             problems.append(Problem(why, file=str(dest), path="--to"))
-        elif (dest / job.name).resolve() in sources:
-            problems.append(
-                Problem(
-                    f"{job.name!r} would overwrite a source image of the run", file=str(dest), path="--to"
-                )
-            )
+        elif final in sources or (final.is_relative_to(run) and not root.is_relative_to(run)):
+            message = f"{job.name!r} would write into the run's own files ({out})"
+            problems.append(Problem(message, file=str(dest), path="--name"))
     return jobs, problems
 
 
@@ -163,8 +164,21 @@ def _source(out: Path, row: dict[str, Any]) -> tuple[Path, tuple[int, int]] | Pr
     try:
         with Image.open(path) as im:
             size = im.size
-            if im.getexif().get(0x0112) in _ROTATED:
+            if _orientation(im.info.get("exif")) in _ROTATED:
                 size = (size[1], size[0])
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         return Problem(f"{where}: {rel!r} is not a readable image ({exc})", file=str(out))
     return path, size
+
+
+def _orientation(raw: Any) -> int | None:
+    """The EXIF orientation read at open time, without decoding the pixels."""
+    if not isinstance(raw, bytes | bytearray):
+        return None
+    exif = Image.Exif()
+    try:
+        exif.load(bytes(raw))
+    except (OSError, ValueError, SyntaxError, struct.error):
+        return None
+    value = exif.get(0x0112)
+    return value if isinstance(value, int) else None
