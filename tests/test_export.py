@@ -554,3 +554,61 @@ def test_an_image_that_fails_to_decode_stops_the_export_with_nothing_written(run
     assert f"image {row['image_id']} 64x64: cannot decode the image" in err
     assert "1 problem(s); nothing was written" in err
     assert not to.exists()
+
+
+def test_contain_keeps_the_pictures_transparency_and_fills_only_the_bars(run, tmp_path):
+    wide = Image.new("RGBA", (400, 200), (10, 20, 200, 255))
+    wide.paste((0, 0, 0, 0), (0, 0, 200, 200))
+    row = replace_source(run, 0, wide)
+    export(run, tmp_path / "c", sizes="100x100", fit="contain", background="#00ff00", name=UNIQUE)
+    with Image.open(tmp_path / "c" / f"{row['row_key']}-{row['image_id']}-100x100.png") as im:
+        assert im.mode == "RGBA"
+        assert im.getpixel((50, 5)) == (0, 255, 0, 255)  # bar
+        assert im.getpixel((10, 50))[3] == 0  # transparent half of the picture
+        assert im.getpixel((90, 50)) == (10, 20, 200, 255)
+
+
+@pytest.mark.parametrize(
+    ("make", "mode"),
+    [
+        (lambda: Image.new("CMYK", (120, 60), (0, 255, 255, 0)), "JPEG"),  # red in CMYK
+        (lambda: Image.new("RGB", (120, 60), (255, 0, 0)).convert("P"), "PNG"),
+        (lambda: Image.new("LA", (120, 60), (76, 255)), "PNG"),
+    ],
+)
+def test_other_source_modes_come_out_as_srgb(run, tmp_path, make, mode):
+    row = rows(run).iloc[0]
+    make().save(run / row["file"], mode)
+    export(run, tmp_path / "m", sizes="original", name=UNIQUE)
+    with Image.open(tmp_path / "m" / f"{row['row_key']}-{row['image_id']}-original.png") as im:
+        assert im.size == (120, 60) and im.mode == "RGB"
+        r, g, b = im.getpixel((60, 30))
+        assert (r > 200 and g < 40 and b < 40) if make().mode != "LA" else (r == g == b == 76)
+
+
+def test_exif_orientation_is_applied_before_sizing(run, tmp_path):
+    row = rows(run).iloc[0]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    Image.new("RGB", (120, 60), (200, 10, 10)).save(run / row["file"], "JPEG", exif=exif.tobytes())
+    export(run, tmp_path / "o", sizes="original", name=UNIQUE)
+    line = next(d for d in delivery(tmp_path / "o") if d["image_id"] == row["image_id"])
+    assert (line["width"], line["height"]) == ("60", "120")
+    with Image.open(tmp_path / "o" / line["file"]) as im:
+        assert im.size == (60, 120)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ ''.__class__.__mro__ }}.png", "refused by the sandbox"),
+        ("{{ nope }}.png", "undefined variable"),
+        ("{{ row_key ", "template syntax error"),
+        ("{{ 'É' if image_index == 0 else 'é' }}-{{ row_key }}.png", "exports are named 'É-A1.png'"),
+    ],
+)
+def test_hostile_or_broken_name_templates_are_refused(run, tmp_path, capsys, template, message):
+    assert main([str(run), "--to", str(tmp_path / "x"), "--sizes", "32x32", "--name", template]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()

@@ -169,6 +169,8 @@ def _write(out: Path, dest: Path, jobs: list[Job], want_zip: bool) -> ExportResu
         zip_path = dest / "delivery.zip"
         meta += target.write_zip(dest, zip_path, [d.file for d in done])
     stale = sorted(n for n in old if n not in index and (dest / n).is_file())
+    if not want_zip and (dest / "delivery.zip").is_file():
+        stale.append("delivery.zip")  # from an earlier --zip: it no longer matches delivery.csv
     return ExportResult(dest, done, csv_path, zip_path, stale, meta)
 
 

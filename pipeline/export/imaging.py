@@ -99,10 +99,8 @@ def fit(im: Image.Image, width: int, height: int, how: Fit, background: RGBA) ->
     small = im.resize(inner, Image.Resampling.LANCZOS)
     canvas = Image.new("RGBA", (width, height), background)
     offset = ((width - inner[0]) // 2, (height - inner[1]) // 2)
-    layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
-    layer.paste(small.convert("RGBA"), offset)
-    out = Image.alpha_composite(canvas, layer)
-    return out if im.mode == "RGBA" or background[3] < 255 else out.convert("RGB")
+    canvas.paste(small.convert("RGBA"), offset)  # the picture keeps its own transparency
+    return canvas if im.mode == "RGBA" or background[3] < 255 else canvas.convert("RGB")
 
 
 def encode(im: Image.Image, fmt: Format, quality: int, background: RGBA, note: Note) -> bytes:
