@@ -461,29 +461,19 @@ def test_a_user_presets_file_extends_the_table_and_its_errors_name_file_and_line
     assert not (tmp_path / "x").exists()
 
 
-def test_bad_options_are_all_reported(run, tmp_path, capsys):
-    assert (
-        main(
-            [
-                str(run),
-                "--to",
-                str(tmp_path / "x"),
-                "--sizes",
-                "instagram-sqare,0x10",
-                "--quality",
-                "0",
-                "--background",
-                "nope",
-            ]
-        )
-        == 2
-    )
+def test_bad_options_are_all_reported_at_once(run, tmp_path, capsys):
+    argv = ["--to", str(tmp_path / "x"), "--sizes", "instagram-sqare,0x10", "--quality", "0"]
+    argv += ["--background", "nope", "--only", "best", "--name", "{{ row_key", "--step", "heor"]
+    assert main([str(run), *argv]) == 2
     err = capsys.readouterr().err
-    assert "--quality" in err and "--background" in err
-    assert main([str(run), "--to", str(tmp_path / "x"), "--sizes", "instagram-sqare,0x10"]) == 2
-    err = capsys.readouterr().err
+    assert "--quality: 0: expected a number from 1 to 100" in err
+    assert "--background: 'nope' is not a colour" in err
     assert "did you mean 'instagram-square'?" in err and "'0x10': each side" in err
-    assert main([str(tmp_path / "nowhere"), "--to", str(tmp_path / "x"), "--sizes", "1x1"]) == 2
+    assert "--only: 'best': expected all, approved or stars>=N" in err
+    assert "--name: template syntax error" in err
+    assert "--step: unknown step 'heor'" in err
+    assert "7 problem(s); nothing was written" in err
+    assert main([str(tmp_path / "nowhere"), *argv]) == 2
     assert "no manifest" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 

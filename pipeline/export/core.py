@@ -5,15 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 from PIL import ImageColor
 
-from ..errors import Problem
+from ..errors import Problem, RecipeError
 from . import imaging, names, presets, select, target
 from .errors import ExportError
 from .jobs import Delivered, Job, plan_jobs
@@ -35,6 +35,7 @@ DELIVERY_COLUMNS = (
     "source_sha256",
     "seed",
 )
+T = TypeVar("T")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -82,31 +83,39 @@ def export(
 ) -> ExportResult:
     """Export a run's good images to `to`; ExportError (exit 2) lists every problem before any write."""
     out, dest = Path(out_dir), Path(to)
-    bg = _options(fit, fmt, quality, background)
-    table = presets.load_presets(presets_file)
-    targets = presets.parse_targets(sizes, table)
-    only_filter = select.Only.parse(only)
-    problem = names.check_template(name)
-    if problem:
-        raise ExportError([problem])
-    rows = select.select(select.load(out), only_filter, steps)
-    if not rows:
-        raise ExportError(
-            [
-                Problem(
-                    f"no image to export: none of the manifest's good images "
-                    f"matches --only {only}" + (f" and --step {', '.join(steps)}" if steps else ""),
-                    file=str(out),
-                )
-            ]
-        )
+    problems: list[Problem] = []
+    bg = _gather(problems, _options, fit, fmt, quality, background)
+    table = _gather(problems, presets.load_presets, presets_file)
+    targets = _gather(problems, presets.parse_targets, sizes, table) if table else None
+    only_filter = _gather(problems, select.Only.parse, only)
+    problems += filter(None, [names.check_template(name)])
+    frame = _gather(problems, select.load, out)
+    rows = (
+        _gather(problems, select.select, frame, only_filter or select.Only("all"), steps)
+        if frame is not None
+        else None
+    )
+    if rows == [] and only_filter:
+        steps_note = f" and --step {', '.join(steps)}" if steps else ""
+        message = f"no image to export: no good image of the manifest matches --only {only}{steps_note}"
+        problems.append(Problem(message, file=str(out)))
+    problems += target.check_root(dest, out)
+    if problems or not (rows and targets and bg):
+        raise ExportError(problems)
     settings = {"fit": fit, "format": fmt, "quality": quality, "rgba": bg}
-    problems = target.check_root(dest, out)
-    jobs, more = plan_jobs(out, dest, rows, targets, name, settings)
-    problems += more
+    jobs, problems = plan_jobs(out, dest, rows, targets, name, settings)
     if problems:
         raise ExportError(problems)
-    return _write(out, dest, jobs, zip)
+    return _write(dest, jobs, zip)
+
+
+def _gather(problems: list[Problem], fn: Callable[..., T], *args: Any) -> T | None:
+    """fn(*args), or None with its problems added to `problems` (to report them all at once)."""
+    try:
+        return fn(*args)
+    except (ExportError, RecipeError) as exc:
+        problems += exc.problems
+        return None
 
 
 def _options(fit: str, fmt: str, quality: int, background: str) -> imaging.RGBA:
@@ -133,7 +142,7 @@ def _options(fit: str, fmt: str, quality: int, background: str) -> imaging.RGBA:
     return rgba
 
 
-def _write(out: Path, dest: Path, jobs: list[Job], want_zip: bool) -> ExportResult:
+def _write(dest: Path, jobs: list[Job], want_zip: bool) -> ExportResult:
     created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     old = target.read_index(dest)
