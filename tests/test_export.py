@@ -602,3 +602,11 @@ def test_hostile_or_broken_name_templates_are_refused(run, tmp_path, capsys, tem
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_name_failing_everywhere_is_reported_once(run, tmp_path, capsys):
+    argv = ["--to", str(tmp_path / "x"), "--sizes", "32x32,64x64", "--name", "{{ nope }}"]
+    assert main([str(run), *argv]) == 2
+    err = capsys.readouterr().err
+    assert "(and 7 more): the name undefined variable" in err
+    assert "1 problem(s)" in err

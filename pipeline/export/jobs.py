@@ -98,6 +98,7 @@ def plan_jobs(
 ) -> tuple[list[Job], list[Problem]]:
     """Every job, and every problem (sources, names, clashes, target paths) found on the way."""
     problems: list[Problem] = []
+    refused: dict[str, list[str]] = {}
     jobs: list[Job] = []
     sources: set[Path] = set()
     ext = imaging.EXTENSIONS[settings["format"]]
@@ -125,9 +126,12 @@ def plan_jobs(
             try:
                 name = names.sanitize(names.render(template, context))
             except names.NameRefused as exc:
-                problems.append(Problem(f"{what}: the name {exc}", path="--name"))
+                refused.setdefault(str(exc), []).append(what)
                 continue
             jobs.append(Job(source, row, name, width, height, t.preset, settings, note_for(row)))
+    for why, whats in refused.items():  # one line per reason, not one per file
+        more = f" (and {len(whats) - 1} more)" if len(whats) > 1 else ""
+        problems.append(Problem(f"{whats[0]}{more}: the name {why}", path="--name"))
     problems += names.clashes((j.name, j.what) for j in jobs)
     run, root = out.resolve(), dest.resolve()
     for job in jobs:
