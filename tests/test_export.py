@@ -395,7 +395,7 @@ def test_the_default_name_clashes_when_a_step_makes_two_images_per_row(run, tmp_
     to = tmp_path / "d"
     assert main([str(run), "--to", str(to), "--sizes", "64x64"]) == 2
     err = capsys.readouterr().err
-    assert err.count("2 exports are named") == 2 and "image_index" in err
+    assert err.count("2 exports are named") == 2 and "add {{ image_id }} (unique per image)" in err
     assert not to.exists()
 
 

@@ -92,7 +92,7 @@ def clashes(named: Iterable[tuple[str, str]]) -> list[Problem]:
                 Problem(
                     f"{len(group)} exports are named {group[0][0]!r} (ignoring case): {whats}",
                     path="--name",
-                    hint="add {{ image_id }}, {{ image_index }} or {{ preset }} to the template",
+                    hint="add {{ image_id }} (unique per image) or {{ preset }} to the template",
                 )
             )
     folders = {
