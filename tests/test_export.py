@@ -376,6 +376,8 @@ def test_every_name_problem_is_reported_at_once_and_nothing_is_written(run, tmp_
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (to / "link").symlink_to(outside)
+    (outside / "victim.png").write_bytes(b"keep me")
+    (to / "ok.png").symlink_to(outside / "victim.png")
     before = tree(tmp_path)
     assert main([str(run), "--to", str(to), "--sizes", "100x100,200x200", "--name", ESCAPES]) == 2
     err = capsys.readouterr().err
@@ -384,11 +386,12 @@ def test_every_name_problem_is_reported_at_once_and_nothing_is_written(run, tmp_
     assert "2 exports are named 'same.png' (ignoring case)" in err
     assert "'con.png' is a reserved file name" in err
     assert "over 255 bytes" in err
-    assert "'link' is a symbolic link" in err
-    assert "6 problem(s); nothing was written" in err
+    assert "'link' is a symbolic link" in err and "'ok.png' is a symbolic link" in err
+    assert "7 problem(s); nothing was written" in err
     assert "Traceback" not in err
     assert tree(tmp_path) == before
-    assert not list(outside.iterdir()) and not (tmp_path / "up.png").exists()
+    assert [p.name for p in outside.iterdir()] == ["victim.png"]
+    assert (outside / "victim.png").read_bytes() == b"keep me" and not (tmp_path / "up.png").exists()
 
 
 def test_the_default_name_clashes_when_a_step_makes_two_images_per_row(run, tmp_path, capsys):
@@ -610,3 +613,16 @@ def test_a_name_failing_everywhere_is_reported_once(run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "(and 7 more): the name undefined variable" in err
     assert "1 problem(s)" in err
+
+
+def test_files_of_an_earlier_export_that_are_no_longer_wanted_are_reported(run, tmp_path, capsys):
+    to = tmp_path / "d"
+    assert main([str(run), "--to", str(to), "--sizes", "32x32,64x64", "--zip", "--name", UNIQUE]) == 0
+    result = export(run, to, sizes="32x32", name=UNIQUE)
+    assert len(result.stale) == 5 and "delivery.zip" in result.stale
+    assert {(d["width"], d["preset"]) for d in delivery(to)} == {("32", "")}  # no preset: a size
+    assert main([str(run), "--to", str(to), "--sizes", "32x32", "--name", UNIQUE]) == 0
+    assert "5 file(s) from an earlier export" in capsys.readouterr().err  # until deleted
+    for name in result.stale:
+        (to / name).unlink()
+    assert export(run, to, sizes="32x32", name=UNIQUE).stale == []

@@ -170,14 +170,16 @@ def _write(dest: Path, jobs: list[Job], want_zip: bool) -> ExportResult:
             target.commit(tmp, final)
     done = sorted((d for o in outcomes for d, _ in o.files), key=lambda d: d.file)
     index = {d.file: {"key": key, "sha256": d.sha256} for o in outcomes for d, key in o.files}
-    meta = int(target.write_if_changed(dest / target.INDEX, target.index_bytes(index)))
+    stale = sorted(n for n in old if n not in index and (dest / n).is_file())
+    # files of earlier exports stay in the index (not in delivery.csv) until they are deleted
+    kept = {**{n: old[n] for n in stale}, **index}
+    meta = int(target.write_if_changed(dest / target.INDEX, target.index_bytes(kept)))
     csv_path = dest / "delivery.csv"
     meta += target.write_if_changed(csv_path, delivery_csv(done))
     zip_path = None
     if want_zip:
         zip_path = dest / "delivery.zip"
         meta += target.write_zip(dest, zip_path, [d.file for d in done])
-    stale = sorted(n for n in old if n not in index and (dest / n).is_file())
     if not want_zip and (dest / "delivery.zip").is_file():
         stale.append("delivery.zip")  # from an earlier --zip: it no longer matches delivery.csv
     return ExportResult(dest, done, csv_path, zip_path, stale, meta)
