@@ -129,10 +129,17 @@ def plan_jobs(
                 refused.setdefault(str(exc), []).append(what)
                 continue
             jobs.append(Job(source, row, name, width, height, t.preset, settings, note_for(row)))
-    for why, whats in refused.items():  # one line per reason, not one per file
+    for reason, whats in refused.items():  # one line per reason, not one per file
         more = f" (and {len(whats) - 1} more)" if len(whats) > 1 else ""
-        problems.append(Problem(f"{whats[0]}{more}: the name {why}", path="--name"))
+        problems.append(Problem(f"{whats[0]}{more}: the name {reason}", path="--name"))
     problems += names.clashes((j.name, j.what) for j in jobs)
+    problems += _path_problems(out, dest, jobs, sources)
+    return jobs, problems
+
+
+def _path_problems(out: Path, dest: Path, jobs: list[Job], sources: set[Path]) -> list[Problem]:
+    """Symlinks or non-folders on the way, and names reaching into the run's own files."""
+    problems = []
     run, root = out.resolve(), dest.resolve()
     for job in jobs:
         why = target.check_path(dest, job.name)
@@ -142,7 +149,7 @@ def plan_jobs(
         elif final in sources or (final.is_relative_to(run) and not root.is_relative_to(run)):
             message = f"{job.name!r} would write into the run's own files ({out})"
             problems.append(Problem(message, file=str(dest), path="--name"))
-    return jobs, problems
+    return problems
 
 
 def _source(out: Path, row: dict[str, Any]) -> tuple[Path, tuple[int, int]] | Problem:
