@@ -50,28 +50,28 @@ def _to_srgb(im: Image.Image, icc: bytes | None) -> Image.Image:
     alpha = None
     if has_alpha:
         alpha = im.convert("RGBA").getchannel("A")
-    if icc or im.mode in ("LAB", "CMYK"):
-        base = im.convert(_colour_mode(im.mode))
-        try:
-            src = (
-                ImageCms.ImageCmsProfile(io.BytesIO(icc))
-                if icc
-                else ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB"))
-                if base.mode == "LAB"
-                else None
-            )
-            if src is not None:
-                rgb = ImageCms.profileToProfile(base, src, _SRGB, outputMode="RGB")
-            else:  # CMYK without a profile: the plain formula is the best guess
-                rgb = base.convert("RGB")
-        except (ImageCms.PyCMSError, OSError, ValueError) as exc:
-            raise ImageProblem(f"cannot convert its colour profile to sRGB: {exc}") from exc
-        assert rgb is not None
-    else:
-        rgb = im.convert("RGB")
+    base = im.convert(_colour_mode(im.mode))
+    try:
+        src = _profile(icc, base.mode)
+        converted = ImageCms.profileToProfile(base, src, _SRGB, outputMode="RGB") if src else None
+    except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+        raise ImageProblem(f"cannot convert its colour profile to sRGB: {exc}") from exc
+    rgb = converted if converted is not None else base.convert("RGB")
     if alpha is not None:
         rgb.putalpha(alpha)
     return rgb
+
+
+def _profile(icc: bytes | None, mode: str) -> ImageCms.ImageCmsProfile | None:
+    """The source's colour profile: embedded, implied (LAB), or None for plain sRGB pixels.
+
+    CMYK without a profile has no right answer; Pillow's plain formula is used.
+    """
+    if icc:
+        return ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    if mode == "LAB":
+        return ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB"))
+    return None
 
 
 def _colour_mode(mode: str) -> str:
