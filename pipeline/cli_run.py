@@ -42,17 +42,9 @@ def add_parsers(sub: Any, selection: Callable[[argparse.ArgumentParser], None]) 
     rs.add_argument("out_dir", metavar="OUT_DIR")
 
     em = sub.add_parser("emulator", help="serve the embedded Ideogram-compatible API")
-    em.add_argument("--host", default="127.0.0.1")
-    em.add_argument("--port", type=int, default=8765)
-    em.add_argument("--flavor", choices=["ideogram", "aihubmix", "crazyrouter"], default="ideogram")
-    em.add_argument("--latency-ms", type=float, default=0.0)
-    em.add_argument("--max-in-flight", type=int, default=10, help="counted in images")
-    em.add_argument("--fault-rate", type=float, default=0.0)
-    em.add_argument("--faults", default="429,500,503,drop,accept_drop,truncate,slow",
-                    help="comma-separated fault kinds the dice choose from")
-    em.add_argument("--url-ttl", type=float, default=3600.0, help="seconds result URLs live")
-    em.add_argument("--image-scale", type=float, default=0.25)
-    em.add_argument("--seed", type=int, default=None, help="seed for the fault dice")
+    from .emulator.cli import add_arguments as emulator_arguments
+
+    emulator_arguments(em)
 
     command("run")(_run)
     command("rerun")(_rerun)
@@ -146,27 +138,11 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _emulator(args: argparse.Namespace) -> int:
-    from .emulator import Emulator, EmulatorConfig
+    from .emulator.cli import config_from, serve
 
-    config = EmulatorConfig(host=args.host, port=args.port, flavor=args.flavor,
-                            latency_ms=args.latency_ms, max_in_flight=args.max_in_flight,
-                            fault_rate=args.fault_rate,
-                            faults=tuple(f for f in args.faults.split(",") if f),
-                            url_ttl=args.url_ttl, image_scale=args.image_scale,
-                            rng_seed=args.seed)
-    import signal
-    import threading
-
-    emulator = Emulator(config).start()
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    print(f"ideopipe emulator ({args.flavor}) at {emulator.base_url} — any non-empty key; "
-          f"ledger at {emulator.root_url}/_ledger. Ctrl-C to stop.", flush=True)
     try:
-        while not done.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+        config = config_from(args)
+    except ValueError as exc:
+        print(f"ideopipe emulator: {exc}", file=sys.stderr)
+        return 2
+    return serve(config)

@@ -53,9 +53,7 @@ class Capacity:
                     reason="credit",
                 )
             if self._in_flight + images > limit:
-                raise Reject(
-                    429, "inflight_limit", reason="inflight_limit", headers={"Retry-After": "1"}
-                )
+                raise Reject(429, "inflight_limit", reason="inflight_limit", headers={"Retry-After": "1"})
             self._in_flight += images
             if self._credit is not None:
                 self._credit -= images

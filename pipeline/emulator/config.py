@@ -16,8 +16,14 @@ ALL_FAULTS = API_FAULTS + DOWNLOAD_FAULTS
 
 # The knobs configure() and POST /_control may change while the server runs.
 RUNTIME_KNOBS = (
-    "latency_ms", "max_in_flight", "fault_rate", "faults", "url_ttl", "limit_schedule",
-    "async_delay_s", "daily_limit",
+    "latency_ms",
+    "max_in_flight",
+    "fault_rate",
+    "faults",
+    "url_ttl",
+    "limit_schedule",
+    "async_delay_s",
+    "daily_limit",
 )
 # A schedule step: after this many API requests ("requests") or seconds since the first
 # one ("seconds"), the in-flight limit becomes the given number of images.
@@ -90,10 +96,17 @@ def parse_schedule(steps: Any) -> tuple[Step, ...]:
             at = step.get("after_requests", step.get("after_s"))
             step = (unit, at, step.get("max_in_flight"))
         unit, at, limit = step
-        if unit not in ("requests", "seconds") or isinstance(limit, bool) \
-                or not isinstance(limit, int) or limit < 1 or not isinstance(at, (int, float)) or at < 0:
-            raise ValueError(f"limit_schedule step {step!r}: expected (requests|seconds, at >= 0, "
-                             f"max_in_flight >= 1)")
+        if (
+            unit not in ("requests", "seconds")
+            or isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or limit < 1
+            or not isinstance(at, (int, float))
+            or at < 0
+        ):
+            raise ValueError(
+                f"limit_schedule step {step!r}: expected (requests|seconds, at >= 0, max_in_flight >= 1)"
+            )
         out.append((str(unit), float(at), int(limit)))
     return tuple(out)
 

@@ -48,8 +48,12 @@ class Generation:
         elif self.failure:
             out.update(status="failed", failure_reason=self.failure)
         else:
-            out.update(status="completed", response_type="url", data=self.items,
-                       usage_cost_usd_micros=self.usd_micros)
+            out.update(
+                status="completed",
+                response_type="url",
+                data=self.items,
+                usage_cost_usd_micros=self.usd_micros,
+            )
         return out
 
 
@@ -80,8 +84,9 @@ class Generations:
         with self._lock:
             found = self._assets.get(asset_id)
         if found is None or found[0] != asset_type:
-            raise Reject(404, f"referenced resource not found: {asset_type} asset {asset_id}",
-                         reason="not_found")
+            raise Reject(
+                404, f"referenced resource not found: {asset_type} asset {asset_id}", reason="not_found"
+            )
         return found[1]
 
     def sweep(self) -> None:

@@ -64,7 +64,5 @@ class Ledger:
                 "quotes": self._quotes,
                 "failed_generations": self._failed,
                 "billed_usd_micros": self._usd_micros,
-                "entries": [
-                    {k: v for k, v in asdict(e).items() if v is not None} for e in self._entries
-                ],
+                "entries": [{k: v for k, v in asdict(e).items() if v is not None} for e in self._entries],
             }

@@ -81,8 +81,11 @@ def unit_price(product: str, level: str) -> tuple[float, str, float | None]:
         return float(observed[key]), "exact", None
     family = {k: float(v) for k, v in data["prices"].items() if k.startswith(_base(product) + ":")}
     if not family:
-        family = {k: float(v) for k, v in observed.items()
-                  if isinstance(v, (int, float)) and k.startswith(product + ":")}
+        family = {
+            k: float(v)
+            for k, v in observed.items()
+            if isinstance(v, (int, float)) and k.startswith(product + ":")
+        }
     if not family:
         return 0.10, "estimate", 0.25
     near = family.get(f"{_base(product)}:{level}", min(family.values()))

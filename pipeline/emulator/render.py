@@ -146,9 +146,7 @@ def image_key(req: ApiRequest, prompt: str, seed: int, size: sizes.Size, scale: 
         params["style_type"] = style
     for name in NOT_IN_KEY:
         params.pop(name, None)
-    inputs = {
-        name: [hashlib.sha256(p).hexdigest() for p in parts] for name, parts in req.files.items()
-    }
+    inputs = {name: [hashlib.sha256(p).hexdigest() for p in parts] for name, parts in req.files.items()}
     return json.dumps(
         {
             "endpoint": req.endpoint.path,
@@ -231,9 +229,7 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
 
 
-def response_body(
-    req: ApiRequest, results: Sequence[Result], urls: Sequence[str | None]
-) -> dict[str, Any]:
+def response_body(req: ApiRequest, results: Sequence[Result], urls: Sequence[str | None]) -> dict[str, Any]:
     """The spec-shaped JSON answer for a request's results."""
     style = style_type(req)
     data = []

@@ -61,9 +61,7 @@ def check(req: ApiRequest, images: Images) -> None:
     problems = []
     model = params.get("model", "V_2")
     if ep.family == "legacy" and ep.op == "edit" and model not in EDIT_MODELS:
-        problems.append(
-            f"model: legacy /edit supports only {' and '.join(EDIT_MODELS)}, not {model}"
-        )
+        problems.append(f"model: legacy /edit supports only {' and '.join(EDIT_MODELS)}, not {model}")
     if ep.family == "legacy" and "style_type" in params and model in NO_STYLE_MODELS:
         problems.append(f"style_type: not allowed with model {model}")
     if "aspect_ratio" in params and "resolution" in params:

@@ -143,8 +143,7 @@ class Service:
             return cfg.max_in_flight
         started = self._first_request
         seconds = 0.0 if started is None else time.monotonic() - started
-        return scheduled_limit(cfg.max_in_flight, cfg.limit_schedule,
-                               self.ledger.request_count(), seconds)
+        return scheduled_limit(cfg.max_in_flight, cfg.limit_schedule, self.ledger.request_count(), seconds)
 
     def note_request(self) -> None:
         """Start the schedule's clock at the first API request."""
@@ -178,9 +177,7 @@ class Service:
             if fault == "drop":
                 self.ledger.record(Entry(name, sha, images, False, "drop"))
                 return Answer(drop=True)
-            req = bodies.parse(
-                endpoint, flavor, headers.get("Content-Type") or "", body, self._fetch
-            )
+            req = bodies.parse(endpoint, flavor, headers.get("Content-Type") or "", body, self._fetch)
             sha, images = req.sha256(), req.num_images
             decoded = rules.decode_images(req)
             rules.check(req, decoded)
@@ -210,10 +207,7 @@ class Service:
                 with self._rng_lock:
                     rng = random.Random(self._rng.getrandbits(64))
                 results = render.run(req, decoded, rng, cfg.image_scale, cfg.realistic)
-                urls = [
-                    self.file_url(self.store.add(r.png, cfg.url_ttl)) if r.png else None
-                    for r in results
-                ]
+                urls = [self.file_url(self.store.add(r.png, cfg.url_ttl)) if r.png else None for r in results]
                 body = render.response_body(req, results, urls)
             billed = True
         finally:
@@ -228,9 +222,7 @@ class Service:
         """Bytes behind an image URL: our own files from memory, other loopback URLs by GET."""
         parts = urlsplit(url)
         if not _is_loopback(parts.hostname):
-            raise Reject(
-                400, f"refusing to fetch {url}: only loopback URLs are fetched", reason="invalid"
-            )
+            raise Reject(400, f"refusing to fetch {url}: only loopback URLs are fetched", reason="invalid")
         own = urlsplit(self.root_url)
         found = FILE_PATH.match(parts.path)
         if found and parts.port == own.port:
@@ -247,9 +239,7 @@ class Service:
             raise Reject(400, f"could not fetch {url}: {exc}", reason="invalid") from exc
         with response:
             if response.status_code != 200:
-                raise Reject(
-                    400, f"could not fetch {url}: HTTP {response.status_code}", reason="invalid"
-                )
+                raise Reject(400, f"could not fetch {url}: HTTP {response.status_code}", reason="invalid")
             return response.content
 
     # ---- downloads ------------------------------------------------------------------

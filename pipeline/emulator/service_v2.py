@@ -45,8 +45,13 @@ def check_auth(headers: Headers) -> None:
 def generation_error(status: int, reason: str, message: str, **extra: Any) -> Reject:
     """A 402 / 429 Reject whose body is a GenerationErrorResponse."""
     headers = {"Retry-After": "1"} if status == 429 else {}
-    return Reject(status, message, reason=reason, headers=headers,
-                  payload={"error": message, "reject_reason": reason, **extra})
+    return Reject(
+        status,
+        message,
+        reason=reason,
+        headers=headers,
+        payload={"error": message, "reject_reason": reason, **extra},
+    )
 
 
 class V2Service(Service):
@@ -75,9 +80,20 @@ class V2Service(Service):
             if route.startswith("/v2/generations/"):
                 return Answer(200, self.generations.poll(route.removeprefix("/v2/generations/")))
             if route == "/v2/account/api-keys":
-                return Answer(200, {"api_keys": [{
-                    "api_key_id": EMULATOR_KEY_ID, "creation_time": "2026-01-01T00:00:00+00:00",
-                    "redacted_api_key": "emu…key", "status": "active", "label": "emulator"}]})
+                return Answer(
+                    200,
+                    {
+                        "api_keys": [
+                            {
+                                "api_key_id": EMULATOR_KEY_ID,
+                                "creation_time": "2026-01-01T00:00:00+00:00",
+                                "redacted_api_key": "emu…key",
+                                "status": "active",
+                                "label": "emulator",
+                            }
+                        ]
+                    },
+                )
             if route == "/v2/account/invoices":
                 return Answer(200, {"invoices": []})
             if route == "/v2/account/usage":
@@ -92,10 +108,25 @@ class V2Service(Service):
         now = dt.datetime.now(dt.UTC)
         start = now.replace(hour=0, minute=0, second=0, microsecond=0)
         cost = self.ledger.snapshot()["billed_usd_micros"] / 1_000_000
-        items = [{"product": "emulator", "endpoint": "/v2/image/*", "description": "emulated usage",
-                  "cost_total": f"{cost:.6f}", "currency_code": "USD", "source": "api"}]
-        return {"buckets": [{"start_time": start.isoformat(), "end_time": now.isoformat(),
-                             "line_items": items if cost else []}]}
+        items = [
+            {
+                "product": "emulator",
+                "endpoint": "/v2/image/*",
+                "description": "emulated usage",
+                "cost_total": f"{cost:.6f}",
+                "currency_code": "USD",
+                "source": "api",
+            }
+        ]
+        return {
+            "buckets": [
+                {
+                    "start_time": start.isoformat(),
+                    "end_time": now.isoformat(),
+                    "line_items": items if cost else [],
+                }
+            ]
+        }
 
     # ---- POST -----------------------------------------------------------------------
 
@@ -139,16 +170,21 @@ class V2Service(Service):
             log.exception("emulator failed on %s", path)
             self.ledger.record(Entry(name, sha, images, False, "emulator_error"))
             return Answer(500, {"error": "emulator_error"})
-        outcome = "generation_failed" if micros is None else (
-            "accept_drop" if fault == "accept_drop" else "ok")
+        outcome = (
+            "generation_failed" if micros is None else ("accept_drop" if fault == "accept_drop" else "ok")
+        )
         self.ledger.record(Entry(name, sha, images, micros is not None, outcome, micros))
         return Answer(drop=True) if fault == "accept_drop" else answer
 
     def _forced(self, fault: str | None) -> None:
         if fault == "429":
-            raise generation_error(429, "inflight_limit", "too many generations in flight",
-                                   max_inflight_requests=self.limit_now(),
-                                   task_completion_speed="fast")
+            raise generation_error(
+                429,
+                "inflight_limit",
+                "too many generations in flight",
+                max_inflight_requests=self.limit_now(),
+                task_completion_speed="fast",
+            )
         if fault == "402":
             raise generation_error(402, "insufficient_funds", "insufficient funds")
         if fault in _FORCED:
@@ -167,10 +203,13 @@ class V2Service(Service):
             except Reject as r:
                 if r.reason == "credit":
                     raise generation_error(402, "insufficient_funds", r.error) from r
-                raise generation_error(429, "inflight_limit",
-                                       f"at most {limit} images may be in flight",
-                                       max_inflight_requests=limit,
-                                       task_completion_speed="fast") from r
+                raise generation_error(
+                    429,
+                    "inflight_limit",
+                    f"at most {limit} images may be in flight",
+                    max_inflight_requests=limit,
+                    task_completion_speed="fast",
+                ) from r
             self._billed_on[day] = self._billed_on.get(day, 0) + images
 
     def _unbill_day(self, images: int) -> None:
@@ -178,8 +217,14 @@ class V2Service(Service):
         with self._day_lock:
             self._billed_on[day] = max(0, self._billed_on.get(day, 0) - images)
 
-    def _generate(self, req: v2bodies.V2Request, decoded: rules.Images,
-                  files: dict[str, list[bytes]], micros: int, failed: bool) -> Answer:
+    def _generate(
+        self,
+        req: v2bodies.V2Request,
+        decoded: rules.Images,
+        files: dict[str, list[bytes]],
+        micros: int,
+        failed: bool,
+    ) -> Answer:
         cfg, images = self.config, req.num_images
         self._admit(images)
         if not req.is_async:
@@ -197,13 +242,28 @@ class V2Service(Service):
             if failed:
                 self._unbill_day(g.images)
 
-        self.generations.add(Generation(gen_id, now_iso(), time.monotonic() + delay, images, polled,
-                                        micros, FAILURE_REASON if failed else None,
-                                        on_settle=settle))
+        self.generations.add(
+            Generation(
+                gen_id,
+                now_iso(),
+                time.monotonic() + delay,
+                images,
+                polled,
+                micros,
+                FAILURE_REASON if failed else None,
+                on_settle=settle,
+            )
+        )
         return Answer(200, v2render.body(req, gen_id, made, urls, with_data=False))
 
-    def _run_sync(self, req: v2bodies.V2Request, decoded: rules.Images,
-                  files: dict[str, list[bytes]], micros: int, images: int) -> Answer:
+    def _run_sync(
+        self,
+        req: v2bodies.V2Request,
+        decoded: rules.Images,
+        files: dict[str, list[bytes]],
+        micros: int,
+        images: int,
+    ) -> Answer:
         billed = False
         try:
             if self.config.latency_ms > 0:
@@ -212,8 +272,7 @@ class V2Service(Service):
                 body = v2render.describe(req, decoded, new_id(), now_iso())
             else:
                 gen_id, made, urls, polled = self._produce(req, decoded, files)
-                self.generations.add(Generation(gen_id, now_iso(), 0.0, images, polled, micros,
-                                                settled=True))
+                self.generations.add(Generation(gen_id, now_iso(), 0.0, images, polled, micros, settled=True))
                 body = v2render.body(req, gen_id, made, urls, with_data=True)
             billed = True
         finally:
@@ -222,9 +281,9 @@ class V2Service(Service):
                 self._unbill_day(images)
         return Answer(200, body)
 
-    def _produce(self, req: v2bodies.V2Request, decoded: rules.Images,
-                 files: dict[str, list[bytes]]) -> tuple[str, list[v2render.Made], list[str | None],
-                                                         list[dict[str, Any]]]:
+    def _produce(
+        self, req: v2bodies.V2Request, decoded: rules.Images, files: dict[str, list[bytes]]
+    ) -> tuple[str, list[v2render.Made], list[str | None], list[dict[str, Any]]]:
         """Render the images, store them behind URLs, register safe ones as assets."""
         cfg = self.config
         with self._rng_lock:

@@ -66,8 +66,7 @@ def dry_run_flag(endpoint: V2Endpoint, query: str) -> bool:
     params = parse_qs(query, keep_blank_values=True)
     unknown = sorted(set(params) - ({"dry_run"} if endpoint.dry_run else set()))
     if unknown:
-        raise Reject(400, f"unknown query parameters {unknown} for POST {endpoint.path}",
-                     reason="invalid")
+        raise Reject(400, f"unknown query parameters {unknown} for POST {endpoint.path}", reason="invalid")
     values = params.get("dry_run", ["false"])
     if len(values) != 1 or values[0].lower() not in ("true", "false"):
         raise Reject(400, "dry_run: expected true or false", reason="invalid")
@@ -80,8 +79,11 @@ def parse(endpoint: V2Endpoint, content_type: str, body: bytes, query: str = "")
     media = content_type.split(";", 1)[0].strip().lower()
     allowed = v2spec.content_types(endpoint.path)
     if media not in allowed:
-        raise Reject(400, f"unsupported content type {media or '(none)'!r}: {endpoint.path} "
-                          f"takes {' or '.join(allowed)}", reason="invalid")
+        raise Reject(
+            400,
+            f"unsupported content type {media or '(none)'!r}: {endpoint.path} takes {' or '.join(allowed)}",
+            reason="invalid",
+        )
     schema = v2spec.request_schema(endpoint.path, media)
     if media == MULTIPART:
         instance, files = _from_multipart(endpoint, schema, content_type, body)
@@ -90,12 +92,10 @@ def parse(endpoint: V2Endpoint, content_type: str, body: bytes, query: str = "")
     limit = DESCRIBE_MAX_BYTES if endpoint.action == "describe" else MAX_FILE_BYTES
     for name, parts in files.items():
         if any(len(p) > limit for p in parts):
-            raise Reject(413, f"{name}: a file is over the {limit // 2**20} MB limit",
-                         reason="too_large")
+            raise Reject(413, f"{name}: a file is over the {limit // 2**20} MB limit", reason="too_large")
     problems = spec.validate(instance, schema)
     if problems:
-        raise Reject(400, f"request does not match the {endpoint.path} schema", problems,
-                     reason="invalid")
+        raise Reject(400, f"request does not match the {endpoint.path} schema", problems, reason="invalid")
     return V2Request(endpoint, instance, files, dry_run)
 
 
@@ -113,8 +113,9 @@ def _from_json(schema: Mapping[str, Any], body: bytes) -> dict[str, Any]:
     props = schema.get("properties", {})
     files = sorted(n for n in instance if _binary(props.get(n, {})))
     if files:
-        raise Reject(400, f"{', '.join(files)}: files travel only as multipart/form-data parts",
-                     reason="invalid")
+        raise Reject(
+            400, f"{', '.join(files)}: files travel only as multipart/form-data parts", reason="invalid"
+        )
     return instance
 
 

@@ -16,8 +16,16 @@ from .render import EMBELLISHMENTS, SEED_LIMIT, UNSAFE_MARK
 from .rules import Images
 from .v2bodies import V2Request
 
-NO_MAGIC = ("remix", "precise-edit", "reframe", "replace-background", "remove-background",
-            "upscale", "describe", "layerize")
+NO_MAGIC = (
+    "remix",
+    "precise-edit",
+    "reframe",
+    "replace-background",
+    "remove-background",
+    "upscale",
+    "describe",
+    "layerize",
+)
 TRANSPARENT = ("ideogram-3-transparent", "ideogram-4-transparent")
 OUTPUT_PIXELS = {"1k": 1024 * 1024, "2k": 2048 * 2048, "4k": 4096 * 4096, "8k": 8192 * 8192}
 
@@ -89,16 +97,35 @@ def effective_prompt(req: V2Request, images: Images, rng: random.Random) -> str:
 
 
 def _key(req: V2Request, prompt: str, seed: int, size: sizes.Size, files: dict[str, list[bytes]]) -> str:
-    params = {k: v for k, v in req.params.items()
-              if k not in ("prompt", "seed", "num_images", "magic_prompt", "async", "webhook_url")}
+    params = {
+        k: v
+        for k, v in req.params.items()
+        if k not in ("prompt", "seed", "num_images", "magic_prompt", "async", "webhook_url")
+    }
     inputs = {n: [hashlib.sha256(p).hexdigest() for p in parts] for n, parts in files.items()}
-    return json.dumps({"endpoint": req.endpoint.path, "prompt": prompt, "seed": seed,
-                       "params": params, "size": size, "inputs": inputs},
-                      sort_keys=True, separators=(",", ":"), default=str)
+    return json.dumps(
+        {
+            "endpoint": req.endpoint.path,
+            "prompt": prompt,
+            "seed": seed,
+            "params": params,
+            "size": size,
+            "inputs": inputs,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
 
 
-def run(req: V2Request, images: Images, files: dict[str, list[bytes]], rng: random.Random,
-        scale: float, realistic: bool = False) -> list[Made]:
+def run(
+    req: V2Request,
+    images: Images,
+    files: dict[str, list[bytes]],
+    rng: random.Random,
+    scale: float,
+    realistic: bool = False,
+) -> list[Made]:
     """Produce the request's images: one per seed, identical when the seed was given."""
     prompt = effective_prompt(req, images, rng)
     given = req.params.get("seed")
@@ -110,13 +137,20 @@ def run(req: V2Request, images: Images, files: dict[str, list[bytes]], rng: rand
     for seed in seeds:
         if seed not in made:
             key = _key(req, prompt, seed, size, files)
-            made[seed] = None if unsafe else _draw(req, images, key, prompt, seed, size, scale,
-                                                   realistic)
+            made[seed] = None if unsafe else _draw(req, images, key, prompt, seed, size, scale, realistic)
     return [Made(made[s], prompt, s, size) for s in seeds]
 
 
-def _draw(req: V2Request, images: Images, key: str, prompt: str, seed: int, size: sizes.Size,
-          scale: float, realistic: bool) -> bytes:
+def _draw(
+    req: V2Request,
+    images: Images,
+    key: str,
+    prompt: str,
+    seed: int,
+    size: sizes.Size,
+    scale: float,
+    realistic: bool,
+) -> bytes:
     px = sizes.scaled(size, scale)
     text = {"prompt": prompt, "seed": str(seed)}
     if realistic:
@@ -148,11 +182,14 @@ def item(req: V2Request, made: Made, url: str | None) -> dict[str, Any]:
     action, safe = req.endpoint.action, made.png is not None
     if action == "remove-background":
         return {"url": url, "is_image_safe": safe}
-    out: dict[str, Any] = {"url": url, "is_image_safe": safe, "resolution": sizes.text(made.size),
-                           "seed": made.seed}
+    out: dict[str, Any] = {
+        "url": url,
+        "is_image_safe": safe,
+        "resolution": sizes.text(made.size),
+        "seed": made.seed,
+    }
     if action == "layerize":
-        out.update(object_type="layerized_image", base_image_url=url,
-                   text_blocks=text_blocks(made))
+        out.update(object_type="layerized_image", base_image_url=url, text_blocks=text_blocks(made))
     elif action != "upscale":
         out["prompt"] = made.prompt
     return out
@@ -164,8 +201,13 @@ def polled_item(req: V2Request, made: Made, url: str | None, asset_id: str | Non
     safe = made.png is not None
     if kind == "layerized_image":
         return item(req, made, url)
-    out: dict[str, Any] = {"object_type": kind, "url": url, "is_image_safe": safe,
-                           "resolution": sizes.text(made.size), "asset_id": asset_id}
+    out: dict[str, Any] = {
+        "object_type": kind,
+        "url": url,
+        "is_image_safe": safe,
+        "resolution": sizes.text(made.size),
+        "asset_id": asset_id,
+    }
     if kind == "image.generation":
         out.update(prompt=made.prompt, seed=made.seed)
     return out
@@ -175,13 +217,25 @@ def text_blocks(made: Made) -> list[dict[str, Any]]:
     """The text layer layerize reports: the first words of the prompt, along the bottom."""
     w, h = made.size
     words = " ".join(made.prompt.split()[:6]) or "TEXT"
-    return [{"text": words, "x": 8, "y": int(h * 0.85), "width": max(1, w - 16),
-             "height": max(1, int(h * 0.1)), "alignment": "left", "formatting": [],
-             "font_name": "Inter", "font_size": max(8, int(h * 0.06)), "color": "#ffffff"}]
+    return [
+        {
+            "text": words,
+            "x": 8,
+            "y": int(h * 0.85),
+            "width": max(1, w - 16),
+            "height": max(1, int(h * 0.1)),
+            "alignment": "left",
+            "formatting": [],
+            "font_name": "Inter",
+            "font_size": max(8, int(h * 0.06)),
+            "color": "#ffffff",
+        }
+    ]
 
 
-def body(req: V2Request, generation_id: str, made: Sequence[Made], urls: Sequence[str | None],
-         with_data: bool) -> dict[str, Any]:
+def body(
+    req: V2Request, generation_id: str, made: Sequence[Made], urls: Sequence[str | None], with_data: bool
+) -> dict[str, Any]:
     """The 200 answer of a generation: data for sync requests, the id alone for async ones."""
     ep = req.endpoint
     if ep.action == "replace-background":
@@ -202,10 +256,11 @@ def describe(req: V2Request, images: Images, description_id: str, created: str) 
     """The answer of describe/ideogram-3 (text) or describe/ideogram-4 (a structured prompt)."""
     text = drawing.describe(images["image"][0])
     if req.endpoint.model == "ideogram-3":
-        return {"created": created, "description_id": description_id,
-                "descriptions": [{"text": text}]}
-    prompt: dict[str, Any] = {"high_level_description": text,
-                              "compositional_deconstruction": {"background": text, "elements": []}}
+        return {"created": created, "description_id": description_id, "descriptions": [{"text": text}]}
+    prompt: dict[str, Any] = {
+        "high_level_description": text,
+        "compositional_deconstruction": {"background": text, "elements": []},
+    }
     if req.params.get("include_tags"):
         prompt["tags"] = [w.strip(",.") for w in text.split()[:5]]
     return {"created": created, "description_id": description_id, "json_prompt": prompt}

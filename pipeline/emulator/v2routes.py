@@ -23,10 +23,19 @@ ASSET_FIELDS = {
     "character_reference_asset_identifiers": "character_reference_images",
 }
 # Operations that work on a source image (a file or an asset reference is required).
-SOURCE_OPS = frozenset({
-    "remix", "inpaint", "precise-edit", "reframe", "replace-background", "remove-background",
-    "upscale", "describe", "layerize",
-})
+SOURCE_OPS = frozenset(
+    {
+        "remix",
+        "inpaint",
+        "precise-edit",
+        "reframe",
+        "replace-background",
+        "remove-background",
+        "upscale",
+        "describe",
+        "layerize",
+    }
+)
 
 
 @dataclass(frozen=True)

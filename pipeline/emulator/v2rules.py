@@ -45,8 +45,9 @@ def check(req: V2Request, images: Images) -> None:
     problems: list[str] = []
     source = _first(images, ep.source_field)
     if ep.action in SOURCE_OPS and source is None:
-        problems.append(f"{ep.source_field}: {ep.action} needs a source image "
-                        f"(a file or image_asset_identifier)")
+        problems.append(
+            f"{ep.source_field}: {ep.action} needs a source image (a file or image_asset_identifier)"
+        )
     if ep.action == "inpaint" and "mask" not in images:
         problems.append("mask: inpaint needs a mask (a file or mask_asset_identifier)")
     if "aspect_ratio" in params and "resolution" in params:
@@ -75,10 +76,11 @@ def _first(images: Images, name: str) -> Image.Image | None:
 def _mask(mask: Image.Image, image: Image.Image) -> list[str]:
     problems = []
     if mask.size != image.size:
-        problems.append(f"mask: {mask.width}x{mask.height} is not the first image's size "
-                        f"{image.width}x{image.height}")
+        problems.append(
+            f"mask: {mask.width}x{mask.height} is not the first image's size {image.width}x{image.height}"
+        )
     low, high = mask.convert("L").getextrema()
-    if not (low < 128 <= high):
+    if not (int(low) < 128 <= int(high)):  # type: ignore[arg-type]
         problems.append("mask: must contain both black (edit) and white (keep) areas")
     return problems
 
@@ -90,8 +92,7 @@ def _generate_45(params: dict[str, Any], images: Images, source: Image.Image | N
         if params.get("quality") == "very_low":
             problems.append("quality: very_low needs source images")
         if size not in (None, "auto") and size not in v2spec.enum("ResolutionV4"):
-            problems.append(f"size: {size!r} without source images must be auto or a preset of "
-                            f"ResolutionV4")
+            problems.append(f"size: {size!r} without source images must be auto or a preset of ResolutionV4")
         return problems
     if "mask" in images:
         if len(images.get("images", [])) > 4:
@@ -112,8 +113,10 @@ def _custom_size(size: str) -> list[str]:
     except ValueError:
         return [f"size: {size!r} is not auto, source or WIDTHxHEIGHT"]
     if w % 32 or h % 32 or min(w, h) < 256 or w * h > 2048 * 2048 or max(w, h) > 6 * min(w, h):
-        return [f"size: {size} must have sides multiple of 32 and >= 256, at most 2048x2048 "
-                f"pixels and a ratio within 6:1"]
+        return [
+            f"size: {size} must have sides multiple of 32 and >= 256, at most 2048x2048 "
+            f"pixels and a ratio within 6:1"
+        ]
     return []
 
 
@@ -132,13 +135,13 @@ def _precise_edit(req: V2Request, images: Images) -> list[str]:
 
 
 def _p_image(params: dict[str, Any]) -> list[str]:
-    custom = [params.get("custom_width"), params.get("custom_height")]
-    if all(c is None for c in custom):
+    width, height = params.get("custom_width"), params.get("custom_height")
+    if width is None and height is None:
         return []
     problems = []
-    if any(c is None for c in custom):
+    if width is None or height is None:
         problems.append("custom_width and custom_height go together")
-    elif any(c % 16 or not 16 <= c <= 4096 for c in custom) or custom[0] * custom[1] > 4_194_304:
+    elif any(c % 16 or not 16 <= c <= 4096 for c in (width, height)) or width * height > 4_194_304:
         problems.append("custom_width, custom_height: multiples of 16 in 16-4096, product <= 4194304")
     if params.get("resolution") is not None or "aspect_ratio" in params:
         problems.append("custom_width/custom_height cannot be combined with resolution or aspect_ratio")

@@ -19,8 +19,18 @@ from typing import Any
 from pipeline import spec
 
 DOCUMENT = "ideogram-v2-openapi.json"
-_DROP = ("description", "example", "externalDocs", "title", "discriminator", "x-tool-description",
-         "x-playground-field", "x-tool-constraints", "x-drop-nulls", "x-omit-if-null")
+_DROP = (
+    "description",
+    "example",
+    "externalDocs",
+    "title",
+    "discriminator",
+    "x-tool-description",
+    "x-playground-field",
+    "x-tool-constraints",
+    "x-drop-nulls",
+    "x-omit-if-null",
+)
 
 
 @functools.cache
@@ -109,7 +119,8 @@ def json_parts(path: str) -> frozenset[str]:
     """Multipart parts the document encodes as application/json (asset identifiers, palettes)."""
     content = operation(path)["requestBody"]["content"].get("multipart/form-data", {})
     return frozenset(
-        name for name, enc in content.get("encoding", {}).items()
+        name
+        for name, enc in content.get("encoding", {}).items()
         if enc.get("contentType") == "application/json"
     )
 
