@@ -303,23 +303,24 @@ class Journal:
         return {tid: json.loads(p) for tid, p in rows if tid in wanted and p}
 
     def attempts(self, task_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-        """Per task: attempts, first start, last finish, the last attempt's latency."""
+        """Per task: attempts, first start, last finish, the last attempt's latency and run."""
         with self.mutex:
-            rows = self.conn.execute("SELECT task_id, started_at, finished_at, latency_s"
+            rows = self.conn.execute("SELECT task_id, started_at, finished_at, latency_s, run_id"
                                      " FROM attempts ORDER BY attempt_id").fetchall()
         wanted = None if task_ids is None else set(task_ids)
         out: dict[str, dict[str, Any]] = {}
-        for tid, started, finished, latency in rows:
+        for tid, started, finished, latency, run_id in rows:
             if wanted is not None and tid not in wanted:
                 continue
             rec = out.get(tid)
             if rec is None:
                 out[tid] = {"attempts": 1, "started_at": started, "finished_at": finished,
-                            "latency_s": latency}
+                            "latency_s": latency, "run_id": run_id}
             else:
                 rec["attempts"] += 1
                 rec["finished_at"] = finished or rec["finished_at"]
                 rec["latency_s"] = latency
+                rec["run_id"] = run_id
         return out
 
     def completed_ids(self, task_ids: set[str], out_dir: Path) -> set[str]:

@@ -183,28 +183,30 @@ class Run:
 
     def _finish(self, duration: float) -> RunResult:
         from .. import manifest as mf
+        from ..money import totals
+        from ..summary import explain
 
         ctx = self.ctx
-        frame = mf.build(ctx.plan, ctx.journal, ctx.run_id, ctx.ran)
+        frame = mf.build(ctx.plan, ctx.journal, ctx.run_id)
+        money = totals(frame, ctx.run_id, ctx.simulated)
+        ctx.spent = money.run_spent  # the bar's last figure is the one every view shows
+        self.scheduler.tick()
         counts = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
-        bad = sum(v for k, v in counts.items() if k not in (Status.OK, "cached"))
+        bad = sum(v for k, v in counts.items() if k != Status.OK)
         status = (
             "interrupted" if ctx.interrupted else "stopped" if ctx.stop_reason else "failed" if bad else "ok"
         )
         manifest = report = None
+        fmt = ctx.o.manifest_format or ctx.plan.recipe.data.get("output", {}).get("manifest_format", "csv")
         try:
-            ctx.journal.finish_run(ctx.run_id, status, _now(), round(ctx.spent, 6))
-            manifest = mf.write(
-                frame,
-                ctx.out_dir,
-                ctx.o.manifest_format or ctx.plan.recipe.data.get("output", {}).get("manifest_format", "csv"),
-            )
+            ctx.journal.finish_run(ctx.run_id, status, _now(), money.run_spent)
+            manifest = mf.write(frame, ctx.out_dir, fmt)
         except (StorageError, OSError) as exc:
             ctx.emit(EventKind.NOTICE, f"the manifest could not be written: {exc}")
             ctx.stop_reason = ctx.stop_reason or str(exc)
             status = "stopped"
         if manifest is not None:
-            report = self._report(frame, duration)
+            report = self._report(frame, duration, money.run_spent)
         ctx.journal.close()
         ctx.http.close()
         code = 130 if ctx.interrupted else 0 if status == "ok" else 1
@@ -216,13 +218,15 @@ class Run:
             manifest,
             report,
             counts,
-            round(ctx.spent, 6),
+            money.run_spent,
             ctx.stop_reason,
             frame,
             ctx.simulated,
+            money,
+            explain(frame),
         )
 
-    def _report(self, frame: Any, duration: float) -> Path | None:
+    def _report(self, frame: Any, duration: float, spent: float) -> Path | None:
         from ..report import REPORT_NAME, write_report
 
         ctx = self.ctx
@@ -238,7 +242,7 @@ class Run:
                     **run_info,
                     "duration_s": duration,
                     "planned_cost_usd": run_info.get("planned_usd"),
-                    "spent_usd": ctx.spent,
+                    "spent_usd": spent,
                     "steps": [s["id"] for s in ctx.plan.recipe.steps],
                 },
                 rows=row_values(ctx.plan),

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..client import RetryPolicy, Timeouts
+from ..money import Money
 
 
 class EventKind(StrEnum):
@@ -79,3 +80,5 @@ class RunResult:
     message: str = ""
     frame: Any = field(default=None, repr=False)  # the manifest as a pandas DataFrame
     simulated: bool = False  # an emulator run: nothing real was charged
+    money: Money | None = None  # the three totals every view shows
+    failures: list[str] = field(default_factory=list)  # why images did not come out, in words
