@@ -52,6 +52,7 @@ class RunOptions:
     retry_in_doubt: bool = False
     quiet: bool = False
     manifest_format: str | None = None
+    verify: bool = False  # re-hash every file on resume instead of trusting size and mtime
     confirm_above_usd: float = 5.0
     timeouts: Timeouts | None = None
     retry: RetryPolicy | None = None
