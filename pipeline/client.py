@@ -9,6 +9,7 @@ so that the runner can mark the task in_doubt instead of paying twice.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -62,12 +63,19 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class Reply:
-    """A successful call: the parsed result, the raw body, attempts made."""
+    """A 200 answer: the raw body text, its parsed fields, attempts made.
 
-    result: wire.Result
+    `result` is None when the body could not be read (not JSON, or not the expected
+    shape); `problem` then says why. The request ran and was billed all the same, so the
+    runner records the answer and never sends the request again.
+    """
+
+    result: wire.Result | None
     body: Any
     attempts: int
     latency_s: float
+    text: str = ""
+    problem: str | None = None
 
 
 def session(pool: int = 32) -> requests.Session:
@@ -131,17 +139,27 @@ class Client:
                 continue
             try:
                 self._raise_for(resp)
-                body = resp.json()
-                result = wire.parse(endpoint, body)
             except ApiError as exc:
                 if not self._again(exc, attempt, start):
                     raise
                 self._wait(exc, attempt)
                 continue
-            except ValueError as exc:
-                raise OutcomeUnknown(self.redact(f"unreadable response: {exc}"), resp.status_code) \
-                    from exc
-            return Reply(result, body, attempt, time.monotonic() - sent_at)
+            return self._answer(endpoint, resp, attempt, time.monotonic() - sent_at)
+
+    def _answer(self, endpoint: Endpoint, resp: requests.Response, attempts: int,
+                latency: float) -> Reply:
+        """A 200: keep the raw text always; parse it without ever raising."""
+        text = self.redact(_body_text(resp))
+        try:
+            body = json.loads(text)
+        except ValueError as exc:
+            return Reply(None, None, attempts, latency, text, f"the answer is not JSON ({exc})")
+        try:
+            result = wire.parse(endpoint, body)
+        except Exception as exc:  # any odd shape: an unusable answer, not a crash
+            why = self.redact(f"the answer has an unexpected shape ({type(exc).__name__}: {exc})")
+            return Reply(None, body, attempts, latency, text, why[:500])
+        return Reply(result, body, attempts, latency, text)
 
     def _post(self, req: wire.WireRequest, start: float) -> requests.Response:
         left = self.timeouts.total - (time.monotonic() - start)
@@ -215,6 +233,14 @@ def _never_sent(exc: requests.ConnectionError) -> bool:
                                                 isinstance(seen.args[0], BaseException) else None)
         seen = nxt if nxt is not seen else None
     return False
+
+
+def _body_text(resp: requests.Response) -> str:
+    """The body as text, whatever its encoding claims (undecodable bytes replaced)."""
+    try:
+        return resp.content.decode(resp.encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return resp.content.decode("utf-8", errors="replace")
 
 
 def _reason(exc: BaseException) -> str:
