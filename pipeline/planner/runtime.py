@@ -59,6 +59,16 @@ RUNTIME_STEPS = RuntimeSteps()
 PLACEHOLDER_STEPS = PlaceholderSteps()
 
 
+def placeholders(ctx: Mapping[str, Any]) -> dict[str, Any]:
+    """`ctx` with placeholders for what only the run knows: `steps`, the parent's API prompt and seed."""
+    parent = dict(ctx.get("input") or {})
+    if parent:
+        parent["api_prompt"] = Placeholder()
+        if parent.get("seed") is None:
+            parent["seed"] = Placeholder()
+    return {**ctx, "steps": PLACEHOLDER_STEPS, "input": parent}
+
+
 def is_runtime(source: str, parent_seed_known: bool | None) -> bool:
     """True if a template can only be rendered once earlier results exist.
 

@@ -94,7 +94,7 @@ _OTHER = re.compile(r"\{[{%#]|\}\}|%\}|#\}")
 
 
 @functools.lru_cache(maxsize=4096)
-def _plain_parts(source: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+def plain_parts(source: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """Split a template made only of `{{ name }}` substitutions; None if it has anything else.
 
     Such templates (row keys, file names, most prompts) need no sandbox: they only read
@@ -126,7 +126,7 @@ def _render_plain(texts: tuple[str, ...], names: tuple[str, ...], context: Mappi
 
 def render(source: str, context: Mapping[str, Any]) -> str:
     """Render a template; raises jinja2 errors (RenderError for Python ones) or SecurityLimit."""
-    plain = _plain_parts(source)
+    plain = plain_parts(source)
     if plain is not None:
         return _render_plain(*plain, context)
     template = compile_template(source)
