@@ -6,14 +6,20 @@ import os
 import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import rows as rowsource
+from .. import templating
 from ..errors import Problem
+from ..templating import MAX_OUTPUT
 from .paths import length_problem, sanitize
 from .session import Session
 
+if TYPE_CHECKING:
+    from .tasks import RowScope
+
 _WHERE = ("output", "file")
+_PER_IMAGE = {"step": 0, "index": 1, "seed": 2, "image_id": 3, "ext": 4}
 
 
 class Outputs:
@@ -26,29 +32,51 @@ class Outputs:
         self._dir_bytes = len(str(s.out_dir).encode("utf-8", "surrogatepass"))
         self._folders_ok: set[str] = set()
         self._listing: dict[str, dict[str, bool] | None] = {}  # folder -> name -> is a link
+        self._plain = (
+            templating.plain_parts(s.file_template) if templating.is_template(s.file_template) else None
+        )
 
-    def path(
-        self,
-        ctx: Mapping[str, Any],
-        sid: str,
-        index: int,
-        seed: int | None,
-        image_id: str,
-        row: rowsource.Row,
-    ) -> str | None:
-        """The relative path of one image, or None after reporting why it cannot be used."""
-        s = self.s
-        file_ctx = {
-            **ctx,
-            "step": sid,
-            "index": index,
-            "seed": seed if seed is not None else image_id,
-            "image_id": image_id,
-            "ext": "png",
-        }
-        text = s.render(s.file_template, file_ctx, _WHERE, row)
-        if text is None:
+    def row_pieces(self, ctx: Mapping[str, Any]) -> list[str | int] | None:
+        """output.file rendered for one row, up to the names that change per image; None if not simple.
+
+        A template made only of `{{ name }}` substitutions whose row values are texts or
+        numbers is rendered here once per row; `path` then fills in step, index, seed,
+        image_id and ext. Anything else is rendered in full for each image.
+        """
+        if self._plain is None:
             return None
+        texts, names = self._plain
+        pieces: list[str | int] = [texts[0]]
+        for name, text in zip(names, texts[1:]):
+            hole = _PER_IMAGE.get(name)
+            if hole is None:
+                value = ctx.get(name)
+                if type(value) is int:
+                    value = str(value)
+                elif type(value) is not str:
+                    return None  # missing, None or another type: the full render reports it
+                pieces.append(value)
+            else:
+                pieces.append(hole)
+            pieces.append(text)
+        if sum(len(p) for p in pieces if type(p) is str) > MAX_OUTPUT // 2:
+            return None
+        return pieces
+
+    def path(self, scope: RowScope, sid: str, index: int, seed: int | None, image_id: str) -> str | None:
+        """The relative path of one image, or None after reporting why it cannot be used."""
+        s, row = self.s, scope.row
+        shown_seed = str(seed) if seed is not None else image_id
+        if scope.file_pieces is not None:
+            values = (sid, str(index), shown_seed, image_id, "png")
+            text = "".join([p if type(p) is str else values[p] for p in scope.file_pieces])  # type: ignore[index]
+        else:
+            file_ctx = {**scope.ctx, "step": sid, "index": index, "image_id": image_id, "ext": "png"}
+            file_ctx["seed"] = seed if seed is not None else image_id
+            rendered = s.render(s.file_template, file_ctx, _WHERE, row)
+            if rendered is None:
+                return None
+            text = rendered
         rel = sanitize(text)
         if isinstance(rel, Problem):
             s.problem(_WHERE, f"{text!r}: {rel.message}", f"row {row.where()}")

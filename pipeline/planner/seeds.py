@@ -39,6 +39,15 @@ def derived(
     ]
 
 
+def derived_from(head: str, lineage: Sequence[int], first_index: int, count: int) -> list[int]:
+    """`derived` with the row and step part already encoded: `head` is its JSON up to the lineage."""
+    prefix = head + ",[" + ",".join(map(str, lineage)) + "],"
+    return [
+        int(hashlib.sha256(f"{prefix}{first_index + n}]".encode()).hexdigest()[:8], 16) & MAX_SEED
+        for n in range(count)
+    ]
+
+
 def plan_seeds(
     s: Session,
     fixed: Any,
