@@ -7,7 +7,7 @@ import signal
 import threading
 
 from ..errors import UsageError
-from .common import non_negative, positive_int
+from .common import non_negative, port_number, positive_int
 
 HELP = "serve the embedded Ideogram-compatible API (no key, no cost)"
 EXAMPLE = "ideopipe emulator --port 8765 --latency-ms 300 --fault-rate 0.1"
@@ -16,7 +16,7 @@ EXAMPLE = "ideopipe emulator --port 8765 --latency-ms 300 --fault-rate 0.1"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """emulator's arguments."""
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--port", type=port_number, default=8765, help="0 picks a free port")
     p.add_argument("--flavor", choices=["ideogram", "aihubmix", "crazyrouter"], default="ideogram")
     p.add_argument("--latency-ms", type=non_negative, default=0.0)
     p.add_argument("--max-in-flight", type=positive_int, default=10, help="counted in images")
@@ -50,7 +50,7 @@ def handle(args: argparse.Namespace) -> int:
         )
         emulator = Emulator(config).start()
     except ValueError as exc:
-        raise UsageError(f"ideopipe emulator: {exc}") from exc
+        raise UsageError(f"emulator: {exc}") from exc
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     done = threading.Event()
