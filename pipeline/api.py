@@ -8,18 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import preflight, yamlsource
+from . import preflight
 from .errors import InputError, PathError, Problem, RecipeError, StorageError
-from .inputs import ImageRef
 from .journal import Journal
-from .planner import Plan, Task, content_key, image_id, plan
-from .pricing import check_prices, default_table
-from .recipe import load_recipe, parse_sets
-from .rows import parse_range
 
-if TYPE_CHECKING:  # the runner and pandas load only when a run or a frame needs them
+if TYPE_CHECKING:  # planner, runner and pandas load only when a plan, a run or a frame needs them
     import pandas as pd
 
+    from .planner import Plan
     from .runner import RunOptions, RunResult
 
 MANIFEST_COLUMNS = ("run_id", "task_id", "image_id", "step_id", "op", "status")
@@ -29,6 +25,12 @@ def plan_file(path: str | Path, *, sets: Sequence[str] | None = None, limit: int
               rows: str | None = None, provider: str | None = None,
               prices_file: str | None = None, out: str | None = None) -> Plan:
     """Load and plan a recipe file with the CLI's selection options."""
+    from . import yamlsource
+    from .planner import plan
+    from .pricing import check_prices
+    from .recipe import load_recipe, parse_sets
+    from .rows import parse_range
+
     preflight.recipe_file(path)
     recipe = load_recipe(path, parse_sets(list(sets or [])))
     prices = None
@@ -155,6 +157,11 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
     """Re-create selected manifest images with their recorded seeds and API prompts."""
     import pandas as pd
 
+    from .inputs import ImageRef
+    from .planner import Plan, Task, content_key, image_id
+    from .pricing import default_table
+    from .recipe import load_recipe
+
     manifest_path = preflight.manifest_file(manifest_path)
     source_dir = preflight.output_folder(manifest_path.parent)
     frame = _read_frame(manifest_path)
@@ -240,10 +247,10 @@ def _read_frame(path: Path) -> pd.DataFrame:
 
 def regenerate_report(out_dir: str | Path) -> Path:
     """Write report.html again from an output directory's journal and manifest."""
-    from .report import write_report
-
     out_dir = preflight.output_folder(out_dir)
     frame = _read_frame(preflight.manifest_file(out_dir))
+    from .report import write_report
+
     with preflight.journal_errors(out_dir), Journal.open_readonly(out_dir) as journal:
         run_info = journal.run(str(frame["run_id"].iloc[0]) if len(frame) else None) or {}
     info = json.loads(run_info.get("info") or "{}")

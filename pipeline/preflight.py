@@ -55,7 +55,7 @@ def output_folder(path: str | Path) -> Path:
         return p.parent
     if not p.exists():
         raise PathError(
-            f"{p}: no such folder — give the output folder a run wrote "
+            f"{p}: no such folder — give the folder a run wrote "
             "(the recipe's output.dir, e.g. out/quickstart)"
         )
     if p.is_file():
