@@ -7,7 +7,7 @@ The public names below are imported on first use, so that `import pipeline` (and
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """Import a public name from its module on first use."""
     module = _WHERE.get(name)
     if module is None:
