@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import webbrowser
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a number of at least 1")
+    return value
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535 (0 picks a free one)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a port from 0 to 65535")
     return value
 
 
@@ -99,6 +109,8 @@ def load_and_plan(args: argparse.Namespace, recipe_path: str) -> Any:
 
 def open_report(path: Path | None) -> None:
     """Open a report in the user's browser (an absolute URI, whatever the working folder)."""
+    import webbrowser
+
     if path is not None:
         webbrowser.open(Path(path).resolve().as_uri())
 

@@ -1,4 +1,4 @@
-"""`ideopipe emulator`: its options and the serve loop, for whichever CLI module hosts the verb."""
+"""`ideopipe emulator`: the config its options describe, and the serve loop."""
 
 from __future__ import annotations
 
@@ -6,56 +6,7 @@ import argparse
 import signal
 import threading
 
-from .config import FLAVORS, EmulatorConfig
-
-
-def add_arguments(em: argparse.ArgumentParser) -> None:
-    """Declare the emulator's options on its sub-parser."""
-    em.add_argument("--host", default="127.0.0.1")
-    em.add_argument("--port", type=int, default=8765)
-    em.add_argument(
-        "--flavor",
-        choices=list(FLAVORS),
-        default="ideogram",
-        help="ideogram-v2 serves Ideogram's current /v2 API",
-    )
-    em.add_argument("--latency-ms", type=float, default=0.0)
-    em.add_argument("--max-in-flight", type=int, default=10, help="counted in images")
-    em.add_argument(
-        "--limit-schedule",
-        default="",
-        metavar="STEPS",
-        help="change the in-flight limit as the run goes, e.g. "
-        "'requests:300=5,seconds:60=8' (after N requests / seconds)",
-    )
-    em.add_argument("--fault-rate", type=float, default=0.0)
-    em.add_argument(
-        "--faults",
-        default="429,500,503,drop,accept_drop,truncate,slow",
-        help="comma-separated fault kinds the dice choose from",
-    )
-    em.add_argument("--url-ttl", type=float, default=3600.0, help="seconds result URLs live")
-    em.add_argument("--image-scale", type=float, default=0.25)
-    em.add_argument(
-        "--realistic",
-        action="store_true",
-        help="photographic-size PNGs (about 1.5 MB at 1024x1024; use --image-scale 1)",
-    )
-    em.add_argument(
-        "--async-delay",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="v2: seconds until an async generation completes (default: the latency)",
-    )
-    em.add_argument(
-        "--daily-limit",
-        type=int,
-        default=None,
-        metavar="IMAGES",
-        help="v2: images billable per day before 402 daily_limit",
-    )
-    em.add_argument("--seed", type=int, default=None, help="seed for the fault dice")
+from .config import EmulatorConfig
 
 
 def config_from(args: argparse.Namespace) -> EmulatorConfig:
