@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import RunLocked, StorageError
+from .errors import JournalCorrupt, RunLocked, StorageError
 from .journal_read import Answer, JournalReader, TaskState, files_intact
-from .journal_schema import SCHEMA_VERSION, JournalCorrupt, image_cells, prepare, recovery
+from .journal_schema import SCHEMA_VERSION, image_cells, prepare, recovery
 from .status import Status
 from .store import file_sha256
 

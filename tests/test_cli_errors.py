@@ -110,7 +110,7 @@ def row(line: str, code: int, message: str, **env: str) -> Row:
     return Row(tuple(w.replace("~", " ") for w in line.split()), code, message, tuple(env.items()))
 
 
-DAMAGED = r"journal is damaged \(file is not a database\) — `ideopipe doctor \S*corrupt` checks it"
+DAMAGED = r"journal is damaged \(file is not a database\); run `ideopipe doctor \S*corrupt` to check it"
 NOT_OUT = r"give the folder a run wrote"
 RECIPE_VERBS = ("validate", "plan", "run", "lock")
 
