@@ -1,4 +1,4 @@
-"""Row sources: CSV, JSON Lines, or an inline list in the recipe, each row with its line.
+"""Row sources: CSV, JSON Lines, a spreadsheet, or an inline list, each row with its line.
 
 Files are read line by line with a cap on each line, so a hostile file (a 50 MB cell,
 a NUL byte, JSON nested a million deep) is refused with its line number instead of
@@ -8,12 +8,15 @@ filling memory or crashing.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from . import sheets, yamlsource
 from .errors import Problem, RowError
 
 MAX_FILE_BYTES = 128 * 1024 * 1024
@@ -29,20 +32,59 @@ class Row:
     values: Mapping[str, Any] = field(repr=False)
     source: str
     line: int | None = None
+    sheet: str | None = None  # the worksheet, for rows from a spreadsheet
 
     def where(self, column: str | None = None) -> str:
-        """'data.csv:12 (column product)' for messages; 'recipe.yaml (row 3)' without a line."""
+        """'data.csv:12 (column product)' for messages; 'recipe.yaml (row 3)' without a line.
+
+        A spreadsheet row adds its sheet and the column's letter:
+        'products.xlsx:12 (sheet Products, column B product)'.
+        """
         text = self.source + (f":{self.line}" if self.line else f" (row {self.index + 1})")
+        if self.sheet is not None:
+            letter = ""
+            if column in self.values:
+                letter = sheets.column_letter(list(self.values).index(column) + 1) + " "
+            return text + f" (sheet {self.sheet}" + (f", column {letter}{column})" if column
+                                                     else ")")
         return text + (f" (column {column})" if column else "")
 
 
-def read_rows(spec: Any, base_dir: Path, recipe_file: str) -> list[Row]:
-    """Read the rows named by a recipe's `rows:` section; raises RowError with every problem."""
+def read_rows(spec: Any, base_dir: Path, recipe_file: str,
+              doc: yamlsource.Located | None = None) -> list[Row]:
+    """Read the rows named by a recipe's `rows:` section; raises RowError with every problem.
+
+    With the recipe's `doc`, problems in the recipe itself (a missing file, an unknown
+    sheet) carry their line and column.
+    """
+    try:
+        return _read_rows(spec, base_dir, recipe_file)
+    except RowError as exc:
+        if doc is None:
+            raise
+        raise RowError([_located(p, doc) for p in exc.problems]) from exc
+
+
+_PART = re.compile(r"\.?([A-Za-z_]\w*)|\[(\d+)\]")
+
+
+def _located(problem: Problem, doc: yamlsource.Located) -> Problem:
+    if problem.file != doc.file or problem.line is not None or not problem.path:
+        return problem
+    parts = tuple(m[1] if m[1] else int(m[2]) for m in _PART.finditer(problem.path))
+    if parts and parts[0] == "rows" and len(parts) > 1 and isinstance(parts[1], int) \
+            and isinstance(doc.data.get("rows"), Mapping):
+        parts = ("rows", "inline", *parts[1:])
+    line, column = doc.position(parts)
+    return dataclasses.replace(problem, line=line, column=column)
+
+
+def _read_rows(spec: Any, base_dir: Path, recipe_file: str) -> list[Row]:
     if isinstance(spec, list):
         return _inline(spec, recipe_file)
     if "inline" in spec:
         return _inline(spec["inline"], recipe_file)
-    kind = "csv" if "csv" in spec else "jsonl"
+    kind = next((k for k in ("csv", "xlsx") if k in spec), "jsonl")
     path = (base_dir / spec[kind]).resolve()
     shown = str(spec[kind])
     if not path.is_file():
@@ -51,6 +93,8 @@ def read_rows(spec: Any, base_dir: Path, recipe_file: str) -> list[Row]:
                                 path=f"rows.{kind}")])
     if path.stat().st_size > MAX_FILE_BYTES:
         raise RowError([Problem(f"file is larger than {MAX_FILE_BYTES >> 20} MiB", file=shown)])
+    if kind == "xlsx":
+        return _xlsx(path, shown, spec.get("sheet"), recipe_file)
     lines = _Lines(shown)
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
@@ -108,6 +152,12 @@ def _inline(items: list[Any], recipe_file: str) -> list[Row]:
         raise RowError(problems)
     return [Row(i, dict(item), recipe_file, getattr(item, "line", None))
             for i, item in enumerate(items)]
+
+
+def _xlsx(path: Path, shown: str, sheet: str | None, recipe_file: str) -> list[Row]:
+    name, header, records = sheets.read_xlsx(path, shown, sheet, MAX_CELL, recipe_file)
+    return [Row(i, dict(zip(header, cells, strict=True)), shown, line, name)
+            for i, (line, cells) in enumerate(records)]
 
 
 def _records(lines: Iterator[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
