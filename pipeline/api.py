@@ -14,7 +14,7 @@ from . import runner, yamlsource
 from .errors import InputError, Problem, RecipeError
 from .inputs import ImageRef
 from .journal import Journal
-from .manifest import read_manifest
+from .manifest_check import read_checked
 from .planner import Plan, Task, content_key, image_id, plan
 from .pricing import check_prices, default_table
 from .recipe import load_recipe, parse_sets
@@ -121,7 +121,7 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
     """Re-create selected manifest images with their recorded seeds and API prompts."""
     manifest_path = Path(manifest_path)
     source_dir = manifest_path.parent if manifest_path.is_file() else manifest_path
-    frame = read_manifest(manifest_path)
+    frame = read_checked(manifest_path, source_dir)  # untrusted: checked before any use
     frame = frame[frame["status"].isin(["ok", "cached"]) & frame["op"].ne("describe")]
     if step:
         frame = frame[frame["step_id"] == step]
@@ -190,7 +190,7 @@ def regenerate_report(out_dir: Path) -> Path:
     """Write report.html again from an output directory's journal and manifest."""
     from .report import write_report
 
-    frame = read_manifest(out_dir)
+    frame = read_checked(out_dir, out_dir)  # untrusted: checked before any use
     with Journal.open_readonly(out_dir) as journal:
         run_info = journal.run(str(frame["run_id"].iloc[0]) if len(frame) else None) or {}
     info = json.loads(run_info.get("info") or "{}")

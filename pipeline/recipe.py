@@ -84,7 +84,10 @@ def load_recipe(path: str | Path, sets: Mapping[str, str] | None = None) -> Reci
     doc = yamlsource.load(path, shown)
     if not isinstance(doc.data, dict):
         raise SchemaError([Problem("a recipe must be a YAML mapping", file=shown, line=1)])
-    problems = schema_problems(doc) + nan_problems(doc) or size_problems(doc)
+    odd = nan_problems(doc)
+    seen = {p.path for p in odd}  # `.inf` also breaks a schema bound: say it once, clearly
+    problems = sorted([p for p in schema_problems(doc) if p.path not in seen] + odd,
+                      key=lambda p: (p.line or 0, p.column or 0)) or size_problems(doc)
     if problems:
         raise SchemaError(problems)
     data = doc.data
@@ -169,18 +172,49 @@ def size_problems(doc: yamlsource.Located) -> list[Problem]:
 
 
 def nan_problems(doc: yamlsource.Located) -> list[Problem]:
-    """YAML's `.nan` passes every JSON Schema bound (NaN compares false); refuse it anywhere."""
+    """YAML's `.nan` passes every JSON Schema bound (NaN compares false), and `.inf` every
+    lower bound: refuse both anywhere (a timeout of .inf would wait forever)."""
     problems = []
     stack: list[tuple[tuple[Any, ...], Any]] = [((), doc.data)]
     while stack:
         path, value = stack.pop()
         if isinstance(value, float) and math.isnan(value):
             problems.append(doc.problem(path, "NaN (.nan) is not a number ideopipe can use"))
+        elif isinstance(value, float) and math.isinf(value):
+            problems.append(doc.problem(path, f"{value} ({'-' if value < 0 else ''}.inf) is not "
+                                        "a number ideopipe can use"))
         elif isinstance(value, dict):
             stack.extend(((*path, k), v) for k, v in value.items())
         elif isinstance(value, list):
             stack.extend(((*path, i), v) for i, v in enumerate(value))
     return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
+
+
+MAX_TIMEOUT_S = 86_400.0  # a day: any timeout above it is a typo (or a hostile recipe)
+
+
+def timeout_problem(value: Any) -> str | None:
+    """Why a timeout in seconds is refused (not a finite number in (0, a day]); None if usable."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r} is not a number of seconds"
+    if not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT_S:
+        return f"{value!r} seconds: expected more than 0 and at most {MAX_TIMEOUT_S:,.0f} (a day)"
+    return None
+
+
+def check_max_cost(value: float | None) -> float | None:
+    """--max-cost as given: None, or a finite amount of dollars >= 0; RecipeError (exit 2) if not.
+
+    argparse reads `nan`, `inf` and `-1` as floats; NaN compares false against any cost,
+    so an unchecked `--max-cost nan` would let every task through.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value < 0:
+        raise RecipeError([Problem(f"--max-cost {value!r}: expected an amount of US dollars, "
+                                   "0 or more (not nan, inf or negative)")])
+    return float(value)
 
 
 def schema_problems(doc: yamlsource.Located) -> list[Problem]:
