@@ -37,6 +37,7 @@ class Recipe:
     data: dict[str, Any] = field(repr=False)
     doc: yamlsource.Located = field(repr=False)
     sha256: str = ""
+    sets: dict[str, str] = field(default_factory=dict)  # the --set overrides, as given
 
     @property
     def name(self) -> str:
@@ -94,7 +95,7 @@ def load_recipe(path: str | Path, sets: Mapping[str, str] | None = None) -> Reci
     if sets:
         data["vars"] = {**data.get("vars", {}), **{k: _set_value(v) for k, v in sets.items()}}
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return Recipe(path.resolve(), shown, data, doc, digest)
+    return Recipe(path.resolve(), shown, data, doc, digest, dict(sets or {}))
 
 
 def _set_value(text: str) -> Any:

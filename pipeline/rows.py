@@ -33,6 +33,7 @@ class Row:
     source: str
     line: int | None = None
     sheet: str | None = None  # the worksheet, for rows from a spreadsheet
+    header_line: int | None = None  # where the column names are, for a CSV or a spreadsheet
 
     def where(self, column: str | None = None) -> str:
         """'data.csv:12 (column product)' for messages; 'recipe.yaml (row 3)' without a line.
@@ -155,8 +156,8 @@ def _inline(items: list[Any], recipe_file: str) -> list[Row]:
 
 
 def _xlsx(path: Path, shown: str, sheet: str | None, recipe_file: str) -> list[Row]:
-    name, header, records = sheets.read_xlsx(path, shown, sheet, MAX_CELL, recipe_file)
-    return [Row(i, dict(zip(header, cells, strict=True)), shown, line, name)
+    name, top, header, records = sheets.read_xlsx(path, shown, sheet, MAX_CELL, recipe_file)
+    return [Row(i, dict(zip(header, cells, strict=True)), shown, line, name, top)
             for i, (line, cells) in enumerate(records)]
 
 
@@ -188,7 +189,8 @@ def _csv(lines: _Lines, f: IO[str], shown: str, delimiter: str) -> list[Row]:
                 problems.append(Problem(f"has {len(record)} fields, the header has "
                                         f"{len(header)}", file=shown, line=line))
                 continue
-            rows.append(Row(len(rows), dict(zip(header, record, strict=True)), shown, line))
+            rows.append(Row(len(rows), dict(zip(header, record, strict=True)), shown, line,
+                            header_line=1))
     except csv.Error as exc:
         problems.append(Problem(f"unreadable CSV: {exc}", file=shown, line=lines.count,
                                 hint=f"cells are limited to {MAX_CELL:,} characters"

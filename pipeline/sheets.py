@@ -57,8 +57,8 @@ def cell_text(value: Any) -> str:
 
 
 def read_xlsx(path: Path, shown: str, sheet: str | None, max_cell: int,
-              recipe_file: str) -> tuple[str, list[str], list[tuple[int, list[str]]]]:
-    """(sheet name, header, [(row number, cells)]) of one worksheet; RowError on any problem."""
+              recipe_file: str) -> tuple[str, int, list[str], list[tuple[int, list[str]]]]:
+    """(sheet name, header row, header, [(row, cells)]) of one worksheet; RowError if unusable."""
     _check_container(path, shown)
     import openpyxl  # imported here: only spreadsheet recipes pay for it
 
@@ -74,7 +74,7 @@ def read_xlsx(path: Path, shown: str, sheet: str | None, max_cell: int,
             raise RowError([Problem(f"sheet {name!r} is a chart sheet, not a worksheet",
                                     file=recipe_file, path="rows.sheet")])
         ws.reset_dimensions()  # never trust the declared size: it may claim a million rows
-        header, records = _read(_rows(ws, shown, name), shown, name, max_cell)
+        top, header, records = _read(_rows(ws, shown, name), shown, name, max_cell)
     except RowError:
         raise
     except Exception as exc:
@@ -82,7 +82,7 @@ def read_xlsx(path: Path, shown: str, sheet: str | None, max_cell: int,
                                 file=shown)]) from exc
     finally:
         book.close()
-    return name, header, records
+    return name, top, header, records
 
 
 def _check_container(path: Path, shown: str) -> None:
@@ -134,9 +134,10 @@ def _rows(ws: Any, shown: str, name: str) -> Iterator[tuple[int, tuple[Any, ...]
 
 
 def _read(rows: Iterator[tuple[int, tuple[Any, ...]]], shown: str, name: str,
-          max_cell: int) -> tuple[list[str], list[tuple[int, list[str]]]]:
+          max_cell: int) -> tuple[int, list[str], list[tuple[int, list[str]]]]:
     problems: list[Problem] = []
     header: list[str] | None = None
+    top = 1
     records: list[tuple[int, list[str]]] = []
     for number, values in rows:
         texts = [cell_text(v) for v in values]
@@ -150,7 +151,7 @@ def _read(rows: Iterator[tuple[int, tuple[Any, ...]]], shown: str, name: str,
         if not texts:
             continue
         if header is None:
-            header = [t.strip() for t in texts]
+            header, top = [t.strip() for t in texts], number
             problems += _header_problems(header, shown, name, number)
             continue
         if len(texts) > len(header):
@@ -163,7 +164,7 @@ def _read(rows: Iterator[tuple[int, tuple[Any, ...]]], shown: str, name: str,
         problems.append(Problem(f"sheet {name!r} is empty: a header row is needed", file=shown))
     if problems:
         raise RowError(problems)
-    return header or [], records
+    return top, header or [], records
 
 
 def _header_problems(header: list[str], shown: str, name: str, number: int) -> list[Problem]:
