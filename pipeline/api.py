@@ -8,14 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from . import runner, yamlsource
 from .errors import InputError, Problem, RecipeError
-from .inputs import ImageRef
 from .journal import Journal
 from .manifest_check import read_checked
-from .planner import Plan, Task, content_key, image_id, plan
+from .planner import Plan, plan
+from .planner.rerun import rerun_tasks
 from .pricing import check_prices, default_table
 from .recipe import load_recipe, parse_sets
 from .rows import parse_range
@@ -137,36 +135,10 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
         run_info = journal.run()
     recipe = load_recipe((run_info or {}).get("recipe") or frame["recipe"].iloc[0])
     out_dir = Path(out).resolve() if out else source_dir.with_name(source_dir.name + "-rerun")
-    tasks = []
-    reproduce: dict[str, list[dict[str, Any]]] = {}
     files = frame.set_index("image_id")["file"].to_dict()
-    for row in frame.itertuples(index=False):
-        spec_ = specs.get(row.task_id)
-        if spec_ is None:
-            continue
-        images = {}
-        for role, refs in spec_["images"].items():
-            resolved = []
-            for ref in refs:
-                kind, _, value = ref.partition(":")
-                if kind == "step":
-                    parent_file = files.get(value) or _parent_file(source_dir, value)
-                    resolved.append(ImageRef("file", str(source_dir / parent_file)))
-                else:
-                    resolved.append(ImageRef(kind, value))
-            images[role] = tuple(resolved)
-        tid = content_key(["rerun", row.task_id, row.image_id])
-        tasks.append(Task(
-            id=tid, step_id=row.step_id, op=row.op, endpoint=row.endpoint,
-            family=spec_.get("family") or ("v3" if row.endpoint.startswith("/v1/") else "legacy"),
-            model=row.model, row_index=int(row.row_index), row_key=row.row_key,
-            matrix=json.loads(row.matrix), params=spec_["params"], images=images,
-            seed=int(row.seed), seed_source="fixed", num_images=1,
-            image_ids=(image_id(tid, 0),), image_indexes=(int(row.image_index),),
-            outputs=(row.file,), parent_image_id=None, depends_on=(), deferred={}, context={},
-            price_key=spec_.get("price_key", ""),
-            cost_usd=None if pd.isna(row.cost_usd) else float(row.cost_usd)))
-        reproduce[tid] = [{"seed": int(row.seed), "api_prompt": row.api_prompt}]
+    tasks, reproduce = rerun_tasks(
+        frame.itertuples(index=False), specs, source_dir,
+        lambda iid: files.get(iid) or _parent_file(source_dir, iid))
     p = Plan(recipe, tasks, [], default_table(), provider or str(frame["provider"].iloc[0]),
              out_dir)
     options = options or RunOptions()

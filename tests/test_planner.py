@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import gc
 import hashlib
 import json
+import os
 import re
 import shutil
 import textwrap
@@ -528,3 +531,82 @@ def test_same_problem_on_many_rows_is_folded(tmp_path: Path):
     messages = [p.message for p in info.value.problems]
     assert messages.count("undefined variable: 'missing' is undefined") == 5
     assert messages[-1] == "... the same problem on 7 more rows"
+
+
+# -- purity: planning changes no process-wide state -------------------------------------------
+
+
+@pytest.mark.parametrize("gc_enabled", [True, False])
+def test_plan_leaves_gc_as_it_found_it(tmp_path: Path, gc_enabled: bool):
+    (tmp_path / "rows.csv").write_text("product\nmug\nhat\n", encoding="utf-8")
+    path = write(tmp_path, """\
+        rows: {csv: rows.csv}
+        steps: [{id: a, op: generate, prompt: "{{ product }}"}]
+        """)
+    was, threshold = gc.isenabled(), gc.get_threshold()
+    try:
+        (gc.enable if gc_enabled else gc.disable)()
+        assert len(plan_file(path).tasks) == 2
+        assert gc.isenabled() is gc_enabled
+        assert gc.get_threshold() == threshold
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_plan_leaves_the_csv_field_limit_alone(tmp_path: Path):
+    (tmp_path / "rows.csv").write_text("product\n" + "x" * 200_000 + "\n", encoding="utf-8")
+    path = write(tmp_path, """\
+        rows: {csv: rows.csv}
+        steps: [{id: a, op: generate, prompt: "{{ product[:10] }}"}]
+        """)
+    before = csv.field_size_limit()
+    try:
+        csv.field_size_limit(1234)
+        plan_file(path)
+        assert csv.field_size_limit() == 1234
+    finally:
+        csv.field_size_limit(before)
+
+
+def test_an_edited_input_image_gets_its_new_digest_in_the_same_process(images: Path):
+    path = write(images, "steps: [{id: a, op: remix, image: img.png, prompt: x}]\n")
+    first = plan_file(path).tasks[0]
+    stat = (images / "img.png").stat()
+    Image.new("RGB", (64, 64), (30, 200, 30)).save(images / "img.png")  # same size, new pixels
+    os.utime(images / "img.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    second = plan_file(path).tasks[0]
+    digest = hashlib.sha256((images / "img.png").read_bytes()).hexdigest()
+    assert second.images["image"][0].digest == digest != first.images["image"][0].digest
+    assert second.id != first.id  # a changed input is a new request
+
+
+def test_a_broken_image_fixed_in_place_plans_in_the_same_process(images: Path):
+    path = write(images, "steps: [{id: a, op: remix, image: text.png, prompt: x}]\n")
+    with pytest.raises(RecipeError, match="not a PNG, JPEG or WebP"):
+        plan_file(path)
+    Image.new("RGB", (8, 8)).save(images / "text.png", format="PNG")
+    assert plan_file(path).tasks[0].images["image"][0].digest
+
+
+def test_the_cyclic_collector_keeps_running_while_planning(tmp_path: Path):
+    """A planner that switched gc off (even if it switched it back on) would see no collection."""
+    rows = "".join(f"p{i}\n" for i in range(3000))
+    (tmp_path / "rows.csv").write_text("product\n" + rows, encoding="utf-8")
+    path = write(tmp_path, """\
+        rows: {csv: rows.csv}
+        steps: [{id: a, op: generate, prompt: "{{ product }}"}]
+        """)
+    seen: list[str] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        seen.append(phase)
+
+    was = gc.isenabled()
+    gc.enable()
+    gc.callbacks.append(count)
+    try:
+        plan_file(path)
+    finally:
+        gc.callbacks.remove(count)
+        (gc.enable if was else gc.disable)()
+    assert "start" in seen
