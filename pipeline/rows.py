@@ -63,7 +63,19 @@ def read_rows(spec: Any, base_dir: Path, recipe_file: str,
     except RowError as exc:
         if doc is None:
             raise
-        raise RowError([_located(p, doc) for p in exc.problems]) from exc
+        raise partial([_located(p, doc) for p in exc.problems], good_rows(exc)) from exc
+
+
+def partial(problems: list[Problem], rows: list[Row]) -> RowError:
+    """A RowError that also carries the rows that were fine, so planning can go on with them."""
+    err = RowError(problems)
+    err.rows = rows  # type: ignore[attr-defined]
+    return err
+
+
+def good_rows(exc: RowError) -> list[Row]:
+    """The usable rows a RowError carries (none if the source was unreadable as a whole)."""
+    return list(getattr(exc, "rows", []))
 
 
 _PART = re.compile(r"\.?([A-Za-z_]\w*)|\[(\d+)\]")
@@ -156,7 +168,16 @@ def _inline(items: list[Any], recipe_file: str) -> list[Row]:
 
 
 def _xlsx(path: Path, shown: str, sheet: str | None, recipe_file: str) -> list[Row]:
-    name, top, header, records = sheets.read_xlsx(path, shown, sheet, MAX_CELL, recipe_file)
+    try:
+        name, top, header, records = sheets.read_xlsx(path, shown, sheet, MAX_CELL, recipe_file)
+    except sheets.PartlyRead as exc:
+        rows = _sheet_rows(shown, exc.sheet, exc.top, exc.header, exc.records)
+        raise partial(exc.problems, rows) from exc
+    return _sheet_rows(shown, name, top, header, records)
+
+
+def _sheet_rows(shown: str, name: str, top: int, header: list[str],
+                records: list[tuple[int, list[str]]]) -> list[Row]:
     return [Row(i, dict(zip(header, cells, strict=True)), shown, line, name, top)
             for i, (line, cells) in enumerate(records)]
 
@@ -200,7 +221,7 @@ def _csv(lines: _Lines, f: IO[str], shown: str, delimiter: str) -> list[Row]:
     if header is None:
         problems.append(Problem("is empty: a header line is needed", file=shown))
     if problems:
-        raise RowError(problems)
+        raise partial(problems, rows)
     return rows
 
 
@@ -239,7 +260,7 @@ def _jsonl(lines: Iterator[str], shown: str) -> list[Row]:
             continue
         rows.append(Row(len(rows), value, shown, line))
     if problems:
-        raise RowError(problems)
+        raise partial(problems, rows)
     return rows
 
 

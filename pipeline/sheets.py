@@ -25,6 +25,16 @@ MAX_ROWS = 1_048_576  # Excel's own limit
 _OLE = b"\xd0\xcf\x11\xe0"  # an old .xls, or any password-protected workbook
 
 
+class PartlyRead(RowError):
+    """Some rows of the sheet are unusable; the others are kept, to plan with them."""
+
+    def __init__(self, problems: list[Problem], top: int, header: list[str],
+                 records: list[tuple[int, list[str]]]):
+        super().__init__(problems)
+        self.sheet = ""
+        self.top, self.header, self.records = top, header, records
+
+
 def column_letter(number: int) -> str:
     """1 -> 'A', 27 -> 'AA'."""
     out = ""
@@ -75,6 +85,9 @@ def read_xlsx(path: Path, shown: str, sheet: str | None, max_cell: int,
                                     file=recipe_file, path="rows.sheet")])
         ws.reset_dimensions()  # never trust the declared size: it may claim a million rows
         top, header, records = _read(_rows(ws, shown, name), shown, name, max_cell)
+    except PartlyRead as exc:
+        exc.sheet = name
+        raise
     except RowError:
         raise
     except Exception as exc:
@@ -163,7 +176,7 @@ def _read(rows: Iterator[tuple[int, tuple[Any, ...]]], shown: str, name: str,
     if header is None:
         problems.append(Problem(f"sheet {name!r} is empty: a header row is needed", file=shown))
     if problems:
-        raise RowError(problems)
+        raise PartlyRead(problems, top, header or [], records)
     return top, header or [], records
 
 

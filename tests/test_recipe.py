@@ -168,7 +168,7 @@ BAD = [
             op: generate
             prompt: "{{ product }}"
         """, {}, [r"{R}:9:13: steps\[0\]\.prompt: undefined variable: 'product' is undefined "
-                  r"— row {R}:5$"]),
+                  r"\(did you mean 'prodcut'\?\) — row {R}:5$"]),
     ("template-syntax", """\
         version: 1
         name: t
@@ -205,7 +205,7 @@ BAD = [
         name: t
         rows: {csv: nope.csv}
         steps: [{id: hero, op: generate, prompt: "{{ product }}"}]
-        """, {}, [r"{R}: rows\.csv: csv file not found: .*nope\.csv"]),
+        """, {}, [r"{R}:3:13: rows\.csv: csv file not found: .*nope\.csv"]),
     ("where-undefined", """\
         version: 1
         name: t

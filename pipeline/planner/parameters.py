@@ -123,6 +123,11 @@ def step_shape(
     if endpoint.needs_mask and "mask" not in step:
         s.problem(("steps", i), f"{op.value} needs a `mask:`")
         return None
+    broken = spec.prose_problems(endpoint.family, model, sources)
+    for name, why, hint in broken:
+        s.problem(("steps", i, name) if name in step else ("defaults", name), why, hint)
+    if broken:
+        return None
     needed = frozenset(r.split(".", 1)[1] for v in step.values() for r in refs(v) if r.startswith("steps."))
     fixed = _fixed_values(checker, endpoint, sources)
     same = canonical(

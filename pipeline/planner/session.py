@@ -11,8 +11,8 @@ from typing import Any
 
 import jinja2
 
+from .. import checks, templating
 from .. import rows as rowsource
-from .. import templating
 from ..errors import Problem, RecipeError
 from ..pricing import PriceTable, check_prices, default_table
 from ..recipe import Recipe
@@ -109,8 +109,14 @@ class Session:
             return templating.render(source, ctx)
         except _RENDER_ERRORS as exc:
             hint = f"row {row.where()}" if row else None
-            self.problem(path, templating.describe_error(exc), hint)
+            message = templating.describe_error(exc)
+            close = checks.suggestion(message, self._names(row))
+            self.problem(path, f"{message} ({close})" if close else message, hint)
             return None
+
+    def _names(self, row: rowsource.Row | None) -> list[str]:
+        """What a template may read, for 'did you mean' (columns first)."""
+        return [*(row.values if row else ()), *self.vars, *self.matrix]
 
     def has_template(self, path: tuple[Any, ...]) -> bool:
         """True if the recipe value at `path` is a template (so a row is worth naming)."""
