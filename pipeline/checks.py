@@ -198,3 +198,49 @@ def empty_cells(recipe: Recipe, rows: Sequence[Row]) -> list[Problem]:
                                       "there", f"allow it with rows: {{allow_empty: [{name}]}}",
                                       warning=True))
     return out
+
+
+def salvage(doc: Any, base_dir: Any, reported: Iterable[str | None]) -> list[Problem]:
+    """What can still be checked in a recipe that breaks the schema, so one run shows it all.
+
+    The plan needs a valid structure, but template syntax, the rows file and fixed input
+    image paths do not: they are checked here wherever the schema found nothing wrong.
+    """
+    from .inputs import BadImage, check_url, inspect_file
+    from .rows import read_rows
+    from .yamlsource import format_path
+
+    bad = [p for p in reported if p]
+
+    def clean(path: tuple[Any, ...]) -> bool:
+        text = format_path(path)
+        return not any(text.startswith(b) or b.startswith(text) for b in bad)
+
+    data = doc.data
+    out: list[Problem] = []
+    for path, source in recipe_templates(data):
+        if clean(path):
+            try:
+                templating.compile_template(source)
+            except jinja2.TemplateSyntaxError as exc:
+                out.append(doc.problem(path, templating.describe_error(exc)))
+    rows = data.get("rows")
+    if rows is not None and clean(("rows",)):
+        try:
+            read_rows(rows, base_dir, doc.file, doc)
+        except Exception as exc:  # a RowError, or anything the schema would have refused
+            out += list(getattr(exc, "problems", []))
+    for i, step in enumerate(data.get("steps") or []):
+        for name in ("image", "mask"):
+            text = step.get(name) if isinstance(step, Mapping) else None
+            if not isinstance(text, str) or templating.is_template(text) or \
+                    not clean(("steps", i, name)):
+                continue
+            try:
+                if "://" in text or text.startswith(("data:", "file:")):
+                    check_url(text, bool(data.get("allow_private_urls")))
+                else:
+                    inspect_file(str((base_dir / text).resolve()))
+            except BadImage as exc:
+                out.append(doc.problem(("steps", i, name), str(exc)))
+    return out

@@ -90,6 +90,9 @@ def load_recipe(path: str | Path, sets: Mapping[str, str] | None = None) -> Reci
     problems = sorted([p for p in schema_problems(doc) if p.path not in seen] + odd,
                       key=lambda p: (p.line or 0, p.column or 0)) or size_problems(doc)
     if problems:
+        from .checks import salvage  # the rest of what can be checked, to report it all at once
+
+        problems += salvage(doc, path.parent, [p.path for p in problems])
         raise SchemaError(problems)
     data = doc.data
     if sets:

@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,8 +164,11 @@ def _inline(items: list[Any], recipe_file: str) -> list[Row]:
                                         hint="quote it in the YAML, e.g. \"on\":"))
     if problems:
         raise RowError(problems)
-    return [Row(i, dict(item), recipe_file, getattr(item, "line", None))
-            for i, item in enumerate(items)]
+    lines = [getattr(item, "line", None) for item in items]
+    shared = {n for n, count in Counter(lines).items() if count > 1}
+    # rows written on one line ([{a: 1}, {a: 2}]) are told apart by their number instead
+    return [Row(i, dict(item), recipe_file, None if line in shared else line)
+            for i, (item, line) in enumerate(zip(items, lines))]
 
 
 def _xlsx(path: Path, shown: str, sheet: str | None, recipe_file: str) -> list[Row]:

@@ -76,7 +76,9 @@ class _Planner:
         s = self.s
         order = order_steps(s)
         check_syntax(s)
-        s.problems.raise_if_any()
+        if s.problems.items:
+            select_rows(s, limit, row_range)  # the rows' own problems belong in the same report
+            s.problems.raise_if_any()
         selected = select_rows(s, limit, row_range)
         tasks: list[Task] = []
         names = list(s.matrix)

@@ -244,6 +244,7 @@ def gather(
     deferred: dict[str, str] = {}
     refs: dict[str, tuple[ImageRef, ...]] = {}
     fixed = shape.fixed
+    ok = True  # every field is checked, so one run reports all of a row's problems
     for name, raw in shape.sources.items():
         if name in fixed:
             params[name] = fixed[name]
@@ -252,15 +253,17 @@ def gather(
         if name in IMAGE_FIELDS:
             found = images.refs(name, raw, ctx, path, row)
             if found is None:
-                return None
-            refs[name] = found
+                ok = False
+            else:
+                refs[name] = found
         elif isinstance(raw, str) and templating.is_template(raw) and is_runtime(raw, parent_seed_known):
             deferred[name] = raw
             if s.render(raw, {**ctx, "steps": PLACEHOLDER_STEPS}, path, row) is None:
-                return None
+                ok = False
         else:
             checked = value(s, checker, name, raw, ctx, path, row, shape.endpoint)
             if checked is INVALID:
-                return None
-            params[name] = checked
-    return params, deferred, refs
+                ok = False
+            else:
+                params[name] = checked
+    return (params, deferred, refs) if ok else None
