@@ -244,3 +244,18 @@ def salvage(doc: Any, base_dir: Any, reported: Iterable[str | None]) -> list[Pro
             except BadImage as exc:
                 out.append(doc.problem(("steps", i, name), str(exc)))
     return out
+
+
+def matrix_entry(matrix: Mapping[str, Sequence[Any]], source: Any,
+                 rendered: Any) -> tuple[Any, ...] | None:
+    """The path of the matrix value a `{{ name }}` template took, when that value is the culprit."""
+    m = _SIMPLE_VAR.match(source) if isinstance(source, str) else None
+    if not m or m[1] not in matrix:
+        return None
+    for n, item in enumerate(matrix[m[1]]):
+        if str(item).strip() == str(rendered).strip():
+            return ("matrix", m[1], n)
+    return None
+
+
+_SIMPLE_VAR = re.compile(r"^\s*\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")

@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import ops, spec, templating
+from .. import checks, ops, spec, templating
 from .. import rows as rowsource
 from ..inputs import ImageRef
 from ..ops import Op
+from ..yamlsource import format_path
 from .images import Images
 from .keys import canonical
 from .runtime import PLACEHOLDER_STEPS, is_runtime
@@ -180,6 +181,7 @@ def value(
     endpoint: ops.Endpoint,
 ) -> Any:
     """A rendered and checked parameter value, or INVALID (reported)."""
+    source = raw
     if templating.is_template(raw):
         raw = s.render(raw, ctx, path, row)
         if raw is None:
@@ -189,13 +191,23 @@ def value(
             try:
                 raw = int(raw)
             except ValueError:
-                s.problem(path, f"renders to {raw!r}, not an integer", f"row {row.where()}")
-                return INVALID
+                checked: str | tuple[Any] = f"renders to {raw!r}, not an integer"
+                return _refused(s, path, checked, source, raw, row)
     checked = checker.check(name, raw, endpoint)
     if isinstance(checked, str):
-        s.problem(path, checked, f"row {row.where()}" if s.has_template(path) else None)
-        return INVALID
+        return _refused(s, path, checked, source, raw, row)
     return checked[0]
+
+
+def _refused(s: Session, path: tuple[Any, ...], why: str, source: Any, rendered: Any,
+             row: rowsource.Row) -> Any:
+    """Report a refused value where it comes from: a matrix entry, or the field (with its row)."""
+    entry = checks.matrix_entry(s.matrix, source, rendered)
+    if entry is not None:  # the same for every row: one problem, at the value itself
+        s.problem(entry, f"{why} (used by {format_path(path)})")
+    else:
+        s.problem(path, why, f"row {row.where()}" if s.has_template(path) else None)
+    return INVALID
 
 
 def cross_checks(
