@@ -97,7 +97,7 @@ def _row_problems(record: dict[str, Any], root: Path) -> list[tuple[str, str]]:
     if status in ("ok", "cached") and _text(record.get("op")) != "describe":
         for column in _INTEGERS:
             if column in record and not _is_int(record[column]):
-                out.append((column, f"{column} {record[column]!r} is not an integer"))
+                out.append((column, f"{column} is missing or not an integer; rerun needs it"))
     return out
 
 

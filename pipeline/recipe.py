@@ -250,10 +250,19 @@ def _explain(doc: yamlsource.Located, err: jsonschema.ValidationError) -> list[P
             "expected one of " + ", ".join(map(str, err.validator_value))
         what = "op" if path and path[-1] == "op" else "value"
         return [doc.problem(path, f"unknown {what} {err.instance!r}", hint)]
+    if err.validator == "dependentRequired":
+        out = []
+        for key, needs in err.validator_value.items():
+            missing = [n for n in needs if key in err.instance and n not in err.instance]
+            if missing:
+                out.append(doc.problem((*path, key), f"{key!r} goes only with {missing[0]!r}",
+                                       f"add {missing[0]}: or remove {key}"))
+        return out or [doc.problem(path, err.message)]
     if err.validator in ("anyOf", "oneOf") and err.context:
         best = _best_branch_error(err)
-        if best.validator == "enum":
-            return _explain(doc, best)
+        if best.validator in ("enum", "dependentRequired") or \
+                len(best.absolute_path) > len(err.absolute_path):
+            return _explain(doc, best)  # said at the field, not at the mapping around it
         if best.validator == "pattern" and best.validator_value == _TEMPLATE_PATTERN:
             kinds = [b["type"] for b in err.validator_value
                      if b.get("type") not in (None, "string")]

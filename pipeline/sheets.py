@@ -20,7 +20,8 @@ from .errors import Problem, RowError
 
 MAX_UNPACKED = 256 * 1024 * 1024  # bytes inside the zip, as its directory declares them
 MAX_MEMBERS = 10_000
-MAX_CELLS = 5_000_000  # cells read, empty ones included
+MAX_CELLS = 2_000_000  # cells read, empty ones included
+MAX_COLUMNS = 1_000  # a row reaching column XFD would be 16,384 cells
 MAX_ROWS = 1_048_576  # Excel's own limit
 _OLE = b"\xd0\xcf\x11\xe0"  # an old .xls, or any password-protected workbook
 
@@ -72,11 +73,18 @@ def read_xlsx(path: Path, shown: str, sheet: str | None, max_cell: int,
     _check_container(path, shown)
     import openpyxl  # imported here: only spreadsheet recipes pay for it
 
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True, keep_links=False)
-    except Exception as exc:  # a hostile zip can fail inside openpyxl in many ways
-        raise RowError([Problem(f"unreadable .xlsx file: {type(exc).__name__}: {exc}"[:300],
-                                file=shown)]) from exc
+    with open(path, "rb") as handle:  # ours to close, whatever openpyxl does on a failure
+        try:
+            book = openpyxl.load_workbook(handle, read_only=True, data_only=True,
+                                          keep_links=False)
+        except Exception as exc:  # a hostile zip can fail inside openpyxl in many ways
+            raise RowError([Problem(f"unreadable .xlsx file: {type(exc).__name__}: {exc}"[:300],
+                                    file=shown)]) from exc
+        return _read_book(book, shown, sheet, max_cell, recipe_file)
+
+
+def _read_book(book: Any, shown: str, sheet: str | None, max_cell: int,
+               recipe_file: str) -> tuple[str, int, list[str], list[tuple[int, list[str]]]]:
     try:
         name = _sheet_name(book.sheetnames, sheet, shown, recipe_file)
         ws = book[name]
@@ -137,6 +145,10 @@ def _rows(ws: Any, shown: str, name: str) -> Iterator[tuple[int, tuple[Any, ...]
     """(row number, values) of every row, counting cells against the caps."""
     cells = 0
     for number, values in enumerate(ws.iter_rows(values_only=True), 1):
+        if len(values) > MAX_COLUMNS:
+            raise RowError([Problem(f"a row wider than {MAX_COLUMNS:,} columns", file=shown,
+                                    line=number, path=f"sheet {name!r}, column "
+                                    f"{column_letter(len(values))}")])
         cells += len(values)
         if cells > MAX_CELLS or number > MAX_ROWS:
             raise RowError([Problem(f"sheet {name!r} has more than {MAX_CELLS:,} cells"
