@@ -25,8 +25,11 @@ from .rows import Row
 
 #: Names every template sees besides the row's columns, and what each holds.
 TEMPLATE_NAMES = {
-    "key": "the row key", "row": "the row's columns", "step": "the step id",
-    "input": "the input image's seed, prompt and file", "steps": "earlier steps' results",
+    "key": "the row key",
+    "row": "the row's columns",
+    "step": "the step id",
+    "input": "the input image's seed, prompt and file",
+    "steps": "earlier steps' results",
     "vars": "the recipe's vars",
 }
 _UNDEFINED = re.compile(r"'([A-Za-z_][A-Za-z0-9_]*)' is undefined")
@@ -35,6 +38,7 @@ _GUARDS = (nodes.If, nodes.For, nodes.CondExpr, nodes.Macro, nodes.CallBlock)
 
 def recipe_templates(data: Mapping[str, Any]) -> Iterator[tuple[tuple[Any, ...], str]]:
     """(path, source) of every template string in a recipe."""
+
     def walk(path: tuple[Any, ...], value: Any) -> Iterator[tuple[tuple[Any, ...], str]]:
         if isinstance(value, str):
             if templating.is_template(value):
@@ -87,8 +91,12 @@ def printed_columns(source: str) -> frozenset[str]:
                 found.add(node.name)
             elif isinstance(node, nodes.Getattr) and _is_row(node.node):
                 found.add(node.attr)
-            elif isinstance(node, nodes.Getitem) and _is_row(node.node) and \
-                    isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            elif (
+                isinstance(node, nodes.Getitem)
+                and _is_row(node.node)
+                and isinstance(node.arg, nodes.Const)
+                and isinstance(node.arg.value, str)
+            ):
                 found.add(node.arg.value)
     return frozenset(found)
 
@@ -118,15 +126,23 @@ def shadow_problems(recipe: Recipe, rows: Sequence[Row]) -> list[Problem]:
                 from .yamlsource import format_path
 
                 used = ", ".join(format_path(p) for p in readers[column][:3])
-                out.append(Problem(f"column {column!r} has the name of a template variable "
-                                   f"({TEMPLATE_NAMES[column]}), so {used} would not read it",
-                                   hint=f"write {reach} for the column, or rename it",
-                                   **where))
+                out.append(
+                    Problem(
+                        f"column {column!r} has the name of a template variable "
+                        f"({TEMPLATE_NAMES[column]}), so {used} would not read it",
+                        hint=f"write {reach} for the column, or rename it",
+                        **where,
+                    )
+                )
             else:
-                out.append(Problem(f"column {column!r} has the name of a template variable "
-                                   f"({TEMPLATE_NAMES[column]})",
-                                   hint=f"templates read the column as {reach}", warning=True,
-                                   **where))
+                out.append(
+                    Problem(
+                        f"column {column!r} has the name of a template variable ({TEMPLATE_NAMES[column]})",
+                        hint=f"templates read the column as {reach}",
+                        warning=True,
+                        **where,
+                    )
+                )
     return out
 
 
@@ -136,8 +152,7 @@ def _header_place(row: Row, column: str) -> dict[str, Any]:
         from .sheets import column_letter
 
         letter = column_letter(list(row.values).index(column) + 1)
-        return {"file": row.source, "line": row.header_line,
-                "path": f"sheet {row.sheet!r}, column {letter}"}
+        return {"file": row.source, "line": row.header_line, "path": f"sheet {row.sheet!r}, column {letter}"}
     return {"file": row.source, "line": row.header_line or row.line, "path": f"column {column}"}
 
 
@@ -160,9 +175,13 @@ def unused_sets(recipe: Recipe, sets: Iterable[str]) -> list[Problem]:
         if name in used:
             continue
         close = difflib.get_close_matches(name, sorted(used - TEMPLATE_NAMES.keys()), n=1)
-        out.append(Problem(f"--set {name}: no template uses {name!r}", warning=True,
-                           hint=f"did you mean {close[0]!r}?" if close else
-                           "it changes nothing"))
+        out.append(
+            Problem(
+                f"--set {name}: no template uses {name!r}",
+                warning=True,
+                hint=f"did you mean {close[0]!r}?" if close else "it changes nothing",
+            )
+        )
     return out
 
 
@@ -172,8 +191,7 @@ def rows_beyond(row_range: tuple[int, int] | None, total: int, source: str) -> l
         return []
     lo, hi = row_range
     what = "none of them" if lo > total else f"rows {lo}-{total} only"
-    return [Problem(f"--rows {lo}-{hi}: {source} has {total:,} row(s), so {what}",
-                    warning=True)]
+    return [Problem(f"--rows {lo}-{hi}: {source} has {total:,} row(s), so {what}", warning=True)]
 
 
 def empty_cells(recipe: Recipe, rows: Sequence[Row]) -> list[Problem]:
@@ -183,9 +201,11 @@ def empty_cells(recipe: Recipe, rows: Sequence[Row]) -> list[Problem]:
     if allowed is True or not rows:
         return []
     columns = set(rows[0].values) - set(allowed or ()) - TEMPLATE_NAMES.keys()
-    fields = [(path, printed_columns(source) & columns)
-              for path, source in recipe_templates(recipe.data)
-              if path[-1] in ("prompt", "negative_prompt") or path[-2:-1] == ("prompt",)]
+    fields = [
+        (path, printed_columns(source) & columns)
+        for path, source in recipe_templates(recipe.data)
+        if path[-1] in ("prompt", "negative_prompt") or path[-2:-1] == ("prompt",)
+    ]
     out = []
     for path, names in fields:
         for name in sorted(names):
@@ -193,10 +213,16 @@ def empty_cells(recipe: Recipe, rows: Sequence[Row]) -> list[Problem]:
             if not empty:
                 continue
             more = f", and {len(empty) - 1:,} more row(s)" if len(empty) > 1 else ""
-            out.append(recipe.problem(path, f"column {name!r} is empty in row "
-                                      f"{empty[0].where(name)}{more}; the prompt gets nothing "
-                                      "there", f"allow it with rows: {{allow_empty: [{name}]}}",
-                                      warning=True))
+            out.append(
+                recipe.problem(
+                    path,
+                    f"column {name!r} is empty in row "
+                    f"{empty[0].where(name)}{more}; the prompt gets nothing "
+                    "there",
+                    f"allow it with rows: {{allow_empty: [{name}]}}",
+                    warning=True,
+                )
+            )
     return out
 
 
@@ -233,8 +259,7 @@ def salvage(doc: Any, base_dir: Any, reported: Iterable[str | None]) -> list[Pro
     for i, step in enumerate(data.get("steps") or []):
         for name in ("image", "mask"):
             text = step.get(name) if isinstance(step, Mapping) else None
-            if not isinstance(text, str) or templating.is_template(text) or \
-                    not clean(("steps", i, name)):
+            if not isinstance(text, str) or templating.is_template(text) or not clean(("steps", i, name)):
                 continue
             try:
                 if "://" in text or text.startswith(("data:", "file:")):
@@ -246,8 +271,7 @@ def salvage(doc: Any, base_dir: Any, reported: Iterable[str | None]) -> list[Pro
     return out
 
 
-def matrix_entry(matrix: Mapping[str, Sequence[Any]], source: Any,
-                 rendered: Any) -> tuple[Any, ...] | None:
+def matrix_entry(matrix: Mapping[str, Sequence[Any]], source: Any, rendered: Any) -> tuple[Any, ...] | None:
     """The path of the matrix value a `{{ name }}` template took, when that value is the culprit."""
     m = _SIMPLE_VAR.match(source) if isinstance(source, str) else None
     if not m or m[1] not in matrix:

@@ -25,8 +25,9 @@ from .status import Status
 
 #: Statuses a manifest image may hold: today's, and `cached` from manifests written before
 #: `reused` (the journal-only task statuses never reach a manifest).
-KNOWN_STATUSES = frozenset({s.value for s in Status} - {Status.SENDING, Status.RESPONDED,
-                                                         Status.DONE} | {"cached"})
+KNOWN_STATUSES = frozenset(
+    {s.value for s in Status} - {Status.SENDING, Status.RESPONDED, Status.DONE} | {"cached"}
+)
 REQUIRED_COLUMNS = ("image_id", "step_id", "op", "status", "file", "matrix")
 MAX_SHOWN = 5  # problems of one kind shown before the rest are counted
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -42,8 +43,9 @@ class ManifestError(InputError):
         super().__init__("the manifest is not usable:\n" + "\n".join(map(str, problems)))
 
 
-def check_manifest(frame: pd.DataFrame, out_dir: str | Path, source: str | None = None,
-                   lines: list[int] | None = None) -> list[Problem]:
+def check_manifest(
+    frame: pd.DataFrame, out_dir: str | Path, source: str | None = None, lines: list[int] | None = None
+) -> list[Problem]:
     """Every reason not to trust `frame` (a manifest of `out_dir`); empty when it is usable.
 
     `source` names the manifest file in the messages, and `lines` gives the line each
@@ -52,27 +54,32 @@ def check_manifest(frame: pd.DataFrame, out_dir: str | Path, source: str | None 
     shown = source or str(Path(out_dir) / "manifest")
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        return [Problem(f"not an ideopipe manifest: no column {', '.join(map(repr, missing))}",
-                        file=shown)]
+        return [Problem(f"not an ideopipe manifest: no column {', '.join(map(repr, missing))}", file=shown)]
     root = Path(out_dir).resolve()
     found: dict[tuple[str, str], list[Problem]] = defaultdict(list)
     for n, record in enumerate(frame.to_dict("records"), 1):
         for column, message in _row_problems(record, root):
             line = lines[n - 1] if lines and n <= len(lines) else None
             found[(column, _QUOTED.sub("…", message))].append(
-                Problem(message, file=shown, line=line, path=column if line else
-                        f"row {n}: {column}"))
+                Problem(message, file=shown, line=line, path=column if line else f"row {n}: {column}")
+            )
     problems: list[Problem] = []
     for same in found.values():
         problems += same[:MAX_SHOWN]
         if len(same) > MAX_SHOWN:
-            problems.append(Problem(f"... the same problem on {len(same) - MAX_SHOWN:,} more "
-                                    "rows", file=shown, path=same[0].path))
+            problems.append(
+                Problem(
+                    f"... the same problem on {len(same) - MAX_SHOWN:,} more rows",
+                    file=shown,
+                    path=same[0].path,
+                )
+            )
     return problems
 
 
-def require_trusted(frame: pd.DataFrame, out_dir: str | Path, source: str | None = None,
-                    lines: list[int] | None = None) -> None:
+def require_trusted(
+    frame: pd.DataFrame, out_dir: str | Path, source: str | None = None, lines: list[int] | None = None
+) -> None:
     """Raise ManifestError (exit 2) if check_manifest finds anything."""
     problems = check_manifest(frame, out_dir, source, lines)
     if problems:
@@ -83,8 +90,9 @@ def _row_problems(record: dict[str, Any], root: Path) -> list[tuple[str, str]]:
     out = []
     status = _text(record.get("status"))
     if status not in KNOWN_STATUSES:
-        out.append(("status", f"unknown status {status!r}; expected one of "
-                    + ", ".join(sorted(KNOWN_STATUSES))))
+        out.append(
+            ("status", f"unknown status {status!r}; expected one of " + ", ".join(sorted(KNOWN_STATUSES)))
+        )
     file = _text(record.get("file"))
     if file is not None:
         why = file_problem(file, root)
@@ -164,13 +172,15 @@ def read_checked(path: str | Path, out_dir: str | Path) -> pd.DataFrame:
         found = [path / f"manifest.{ext}" for ext in ("csv", "parquet", "jsonl")]
         shown = str(next((p for p in found if p.exists()), found[0]))
     if not Path(shown).is_file():
-        raise ManifestError([Problem("no manifest here" if Path(shown).parent.is_dir()
-                                     else "no such folder", file=shown)])
+        raise ManifestError(
+            [Problem("no manifest here" if Path(shown).parent.is_dir() else "no such folder", file=shown)]
+        )
     try:
         frame = read_manifest(path)
     except Exception as exc:  # pandas and pyarrow raise many kinds on a damaged file
-        raise ManifestError([Problem(f"unreadable manifest: {type(exc).__name__}: {exc}"[:300],
-                                     file=shown)]) from exc
+        raise ManifestError(
+            [Problem(f"unreadable manifest: {type(exc).__name__}: {exc}"[:300], file=shown)]
+        ) from exc
     try:
         lines = _record_lines(Path(shown))
     except (csv.Error, UnicodeDecodeError, OSError):

@@ -29,8 +29,9 @@ _OLE = b"\xd0\xcf\x11\xe0"  # an old .xls, or any password-protected workbook
 class PartlyRead(RowError):
     """Some rows of the sheet are unusable; the others are kept, to plan with them."""
 
-    def __init__(self, problems: list[Problem], top: int, header: list[str],
-                 records: list[tuple[int, list[str]]]):
+    def __init__(
+        self, problems: list[Problem], top: int, header: list[str], records: list[tuple[int, list[str]]]
+    ):
         super().__init__(problems)
         self.sheet = ""
         self.top, self.header, self.records = top, header, records
@@ -67,30 +68,39 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def read_xlsx(path: Path, shown: str, sheet: str | None, max_cell: int,
-              recipe_file: str) -> tuple[str, int, list[str], list[tuple[int, list[str]]]]:
+def read_xlsx(
+    path: Path, shown: str, sheet: str | None, max_cell: int, recipe_file: str
+) -> tuple[str, int, list[str], list[tuple[int, list[str]]]]:
     """(sheet name, header row, header, [(row, cells)]) of one worksheet; RowError if unusable."""
     _check_container(path, shown)
     import openpyxl  # imported here: only spreadsheet recipes pay for it
 
     with open(path, "rb") as handle:  # ours to close, whatever openpyxl does on a failure
         try:
-            book = openpyxl.load_workbook(handle, read_only=True, data_only=True,
-                                          keep_links=False)
+            book = openpyxl.load_workbook(handle, read_only=True, data_only=True, keep_links=False)
         except Exception as exc:  # a hostile zip can fail inside openpyxl in many ways
-            raise RowError([Problem(f"unreadable .xlsx file: {type(exc).__name__}: {exc}"[:300],
-                                    file=shown)]) from exc
+            raise RowError(
+                [Problem(f"unreadable .xlsx file: {type(exc).__name__}: {exc}"[:300], file=shown)]
+            ) from exc
         return _read_book(book, shown, sheet, max_cell, recipe_file)
 
 
-def _read_book(book: Any, shown: str, sheet: str | None, max_cell: int,
-               recipe_file: str) -> tuple[str, int, list[str], list[tuple[int, list[str]]]]:
+def _read_book(
+    book: Any, shown: str, sheet: str | None, max_cell: int, recipe_file: str
+) -> tuple[str, int, list[str], list[tuple[int, list[str]]]]:
     try:
         name = _sheet_name(book.sheetnames, sheet, shown, recipe_file)
         ws = book[name]
         if not hasattr(ws, "iter_rows"):
-            raise RowError([Problem(f"sheet {name!r} is a chart sheet, not a worksheet",
-                                    file=recipe_file, path="rows.sheet")])
+            raise RowError(
+                [
+                    Problem(
+                        f"sheet {name!r} is a chart sheet, not a worksheet",
+                        file=recipe_file,
+                        path="rows.sheet",
+                    )
+                ]
+            )
         ws.reset_dimensions()  # never trust the declared size: it may claim a million rows
         top, header, records = _read(_rows(ws, shown, name), shown, name, max_cell)
     except PartlyRead as exc:
@@ -99,8 +109,9 @@ def _read_book(book: Any, shown: str, sheet: str | None, max_cell: int,
     except RowError:
         raise
     except Exception as exc:
-        raise RowError([Problem(f"unreadable .xlsx file: {type(exc).__name__}: {exc}"[:300],
-                                file=shown)]) from exc
+        raise RowError(
+            [Problem(f"unreadable .xlsx file: {type(exc).__name__}: {exc}"[:300], file=shown)]
+        ) from exc
     finally:
         book.close()
     return name, top, header, records
@@ -110,8 +121,15 @@ def _check_container(path: Path, shown: str) -> None:
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic == _OLE:
-        raise RowError([Problem("is an old .xls or a password-protected workbook", file=shown,
-                                hint="save it as .xlsx without a password")])
+        raise RowError(
+            [
+                Problem(
+                    "is an old .xls or a password-protected workbook",
+                    file=shown,
+                    hint="save it as .xlsx without a password",
+                )
+            ]
+        )
     if not zipfile.is_zipfile(path):
         raise RowError([Problem("is not an .xlsx file (not a zip archive)", file=shown)])
     try:
@@ -120,12 +138,18 @@ def _check_container(path: Path, shown: str) -> None:
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise RowError([Problem(f"is not a readable .xlsx file: {exc}", file=shown)]) from exc
     if len(members) > MAX_MEMBERS:
-        raise RowError([Problem(f"holds {len(members):,} files; an .xlsx is limited to "
-                                f"{MAX_MEMBERS:,}", file=shown)])
+        raise RowError(
+            [Problem(f"holds {len(members):,} files; an .xlsx is limited to {MAX_MEMBERS:,}", file=shown)]
+        )
     unpacked = sum(m.file_size for m in members)
     if unpacked > MAX_UNPACKED:
-        raise RowError([Problem(f"unpacks to {unpacked:,} bytes; the limit is {MAX_UNPACKED:,} "
-                                "(a zip bomb?)", file=shown)])
+        raise RowError(
+            [
+                Problem(
+                    f"unpacks to {unpacked:,} bytes; the limit is {MAX_UNPACKED:,} (a zip bomb?)", file=shown
+                )
+            ]
+        )
 
 
 def _sheet_name(names: Sequence[str], wanted: str | None, shown: str, recipe_file: str) -> str:
@@ -137,8 +161,9 @@ def _sheet_name(names: Sequence[str], wanted: str | None, shown: str, recipe_fil
         return wanted
     close = difflib.get_close_matches(wanted, names, n=1)
     hint = f"did you mean {close[0]!r}?" if close else "sheets: " + ", ".join(map(repr, names))
-    raise RowError([Problem(f"{shown} has no sheet {wanted!r}", file=recipe_file,
-                            path="rows.sheet", hint=hint)])
+    raise RowError(
+        [Problem(f"{shown} has no sheet {wanted!r}", file=recipe_file, path="rows.sheet", hint=hint)]
+    )
 
 
 def _rows(ws: Any, shown: str, name: str) -> Iterator[tuple[int, tuple[Any, ...]]]:
@@ -146,20 +171,35 @@ def _rows(ws: Any, shown: str, name: str) -> Iterator[tuple[int, tuple[Any, ...]
     cells = 0
     for number, values in enumerate(ws.iter_rows(values_only=True), 1):
         if len(values) > MAX_COLUMNS:
-            raise RowError([Problem(f"a row wider than {MAX_COLUMNS:,} columns", file=shown,
-                                    line=number, path=f"sheet {name!r}, column "
-                                    f"{column_letter(len(values))}")])
+            raise RowError(
+                [
+                    Problem(
+                        f"a row wider than {MAX_COLUMNS:,} columns",
+                        file=shown,
+                        line=number,
+                        path=f"sheet {name!r}, column {column_letter(len(values))}",
+                    )
+                ]
+            )
         cells += len(values)
         if cells > MAX_CELLS or number > MAX_ROWS:
-            raise RowError([Problem(f"sheet {name!r} has more than {MAX_CELLS:,} cells"
-                                    if cells > MAX_CELLS else
-                                    f"sheet {name!r} has more than {MAX_ROWS:,} rows",
-                                    file=shown, line=number)])
+            raise RowError(
+                [
+                    Problem(
+                        f"sheet {name!r} has more than {MAX_CELLS:,} cells"
+                        if cells > MAX_CELLS
+                        else f"sheet {name!r} has more than {MAX_ROWS:,} rows",
+                        file=shown,
+                        line=number,
+                    )
+                ]
+            )
         yield number, values
 
 
-def _read(rows: Iterator[tuple[int, tuple[Any, ...]]], shown: str, name: str,
-          max_cell: int) -> tuple[int, list[str], list[tuple[int, list[str]]]]:
+def _read(
+    rows: Iterator[tuple[int, tuple[Any, ...]]], shown: str, name: str, max_cell: int
+) -> tuple[int, list[str], list[tuple[int, list[str]]]]:
     problems: list[Problem] = []
     header: list[str] | None = None
     top = 1
@@ -170,8 +210,7 @@ def _read(rows: Iterator[tuple[int, tuple[Any, ...]]], shown: str, name: str,
             texts.pop()  # formatting often stretches a row past its last value
         for col, text in enumerate(texts, 1):
             if len(text) > max_cell:
-                problems.append(_at(shown, name, number, col,
-                                    f"cell is longer than {max_cell:,} characters"))
+                problems.append(_at(shown, name, number, col, f"cell is longer than {max_cell:,} characters"))
                 texts[col - 1] = ""
         if not texts:
             continue
@@ -180,9 +219,15 @@ def _read(rows: Iterator[tuple[int, tuple[Any, ...]]], shown: str, name: str,
             problems += _header_problems(header, shown, name, number)
             continue
         if len(texts) > len(header):
-            problems.append(_at(shown, name, number, len(texts),
-                                f"has a value beyond the header's last column "
-                                f"{column_letter(len(header))}"))
+            problems.append(
+                _at(
+                    shown,
+                    name,
+                    number,
+                    len(texts),
+                    f"has a value beyond the header's last column {column_letter(len(header))}",
+                )
+            )
             continue
         records.append((number, texts + [""] * (len(header) - len(texts))))
     if header is None:
@@ -205,5 +250,4 @@ def _header_problems(header: list[str], shown: str, name: str, number: int) -> l
 
 
 def _at(shown: str, sheet: str, row: int, col: int, message: str) -> Problem:
-    return Problem(message, file=shown, line=row,
-                   path=f"sheet {sheet!r}, column {column_letter(col)}")
+    return Problem(message, file=shown, line=row, path=f"sheet {sheet!r}, column {column_letter(col)}")

@@ -126,8 +126,9 @@ def form_to_instance(
     out: dict[str, Any] = {}
     for name, values in fields.items():
         prop = props.get(name, {})
-        converted = [_typed(v, prop.get("items", {}) if prop.get("type") == "array" else prop)
-                     for v in values]
+        converted = [
+            _typed(v, prop.get("items", {}) if prop.get("type") == "array" else prop) for v in values
+        ]
         out[name] = converted if prop.get("type") == "array" else converted[-1]
     for name, parts in files.items():
         prop = props.get(name, {})
@@ -176,22 +177,41 @@ def prose_problems(family: str, model: str, fields: Mapping[str, Any]) -> list[t
     out = []
     legacy = family == "legacy"
     if legacy and "color_palette" in fields and model in PALETTE_REFUSED_BY:
-        out.append(("color_palette", f"color_palette is not supported by {model}",
-                    "the spec accepts it with V_2, V_2_TURBO and V_3"))
+        out.append(
+            (
+                "color_palette",
+                f"color_palette is not supported by {model}",
+                "the spec accepts it with V_2, V_2_TURBO and V_3",
+            )
+        )
     if legacy and "negative_prompt" in fields and model not in NEGATIVE_PROMPT_MODELS:
-        out.append(("negative_prompt", f"negative_prompt is not available for {model}",
-                    "the spec accepts it with V_1, V_1_TURBO, V_2, V_2_TURBO and V_3"))
+        out.append(
+            (
+                "negative_prompt",
+                f"negative_prompt is not available for {model}",
+                "the spec accepts it with V_1, V_1_TURBO, V_2, V_2_TURBO and V_3",
+            )
+        )
     if legacy and "resolution" in fields and model not in RESOLUTION_MODELS:
-        out.append(("resolution", f"resolution is for model version 2.0 only, not {model}",
-                    "use model V_2 or V_2_TURBO (or V_3), or aspect_ratio"))
+        out.append(
+            (
+                "resolution",
+                f"resolution is for model version 2.0 only, not {model}",
+                "use model V_2 or V_2_TURBO (or V_3), or aspect_ratio",
+            )
+        )
     if "style_codes" in fields:
         for other in ("style_type", "style_reference_images"):
             if other in fields:
-                out.append(("style_codes", f"style_codes cannot be used with {other}",
-                            "keep one of the two"))
+                out.append(("style_codes", f"style_codes cannot be used with {other}", "keep one of the two"))
     refs = fields.get("character_reference_images")
     count = len(refs) if isinstance(refs, list) else int(refs is not None)
     if count > MAX_CHARACTER_REFERENCES:
-        out.append(("character_reference_images", f"{count} character reference images; the "
-                    f"API supports {MAX_CHARACTER_REFERENCES}", "keep one"))
+        out.append(
+            (
+                "character_reference_images",
+                f"{count} character reference images; the API supports {MAX_CHARACTER_REFERENCES}",
+                "keep one",
+            )
+        )
     return out

@@ -41,22 +41,26 @@ def gen_recipe(text: str | bytes) -> Callable[[Path], Path]:
         path = tmp / "recipe.yaml"
         path.write_bytes(text if isinstance(text, bytes) else text.encode())
         return path
+
     return make
 
 
 def gen_file(name: str, content: bytes) -> Callable[[Path], None]:
     def make(tmp: Path) -> None:
         (tmp / name).write_bytes(content)
+
     return make
 
 
 def gen_all(*makers: Callable[[Path], Path | None]) -> Callable[[Path], Path | None]:
     """Several makers in turn; the recipe is the last one any of them returned."""
+
     def make(tmp: Path) -> Path | None:
         found = None
         for m in makers:
             found = m(tmp) or found
         return found
+
     return make
 
 

@@ -15,25 +15,37 @@ from pipeline.status import Status
 
 
 def frame(**changes: object) -> pd.DataFrame:
-    row = {"image_id": "i1", "step_id": "a", "op": "generate", "status": "ok",
-           "file": "1/a-0-5.png", "matrix": "{}", "seed": 5, "row_index": 0, "image_index": 0}
+    row = {
+        "image_id": "i1",
+        "step_id": "a",
+        "op": "generate",
+        "status": "ok",
+        "file": "1/a-0-5.png",
+        "matrix": "{}",
+        "seed": 5,
+        "row_index": 0,
+        "image_index": 0,
+    }
     row.update(changes)
     return pd.DataFrame([row])
 
 
-@pytest.mark.parametrize(("file", "why"), [
-    ("1/a-0-5.png", None),
-    ("deep/er/x.png", None),
-    ("/etc/passwd", "it is an absolute path"),
-    ("\\\\server\\share\\x.png", "it is an absolute path"),
-    ("C:\\x.png", "it is an absolute path"),
-    ("c:x.png", "it is an absolute path"),
-    ("../x.png", "it contains '..'"),
-    ("a/../../x.png", "it contains '..'"),
-    ("a\\..\\..\\x.png", "it contains '..'"),
-    ("a\x00.png", "it contains a NUL character"),
-    (".", "names the output folder itself"),
-])
+@pytest.mark.parametrize(
+    ("file", "why"),
+    [
+        ("1/a-0-5.png", None),
+        ("deep/er/x.png", None),
+        ("/etc/passwd", "it is an absolute path"),
+        ("\\\\server\\share\\x.png", "it is an absolute path"),
+        ("C:\\x.png", "it is an absolute path"),
+        ("c:x.png", "it is an absolute path"),
+        ("../x.png", "it contains '..'"),
+        ("a/../../x.png", "it contains '..'"),
+        ("a\\..\\..\\x.png", "it contains '..'"),
+        ("a\x00.png", "it contains a NUL character"),
+        (".", "names the output folder itself"),
+    ],
+)
 def test_file_values(tmp_path: Path, file: str, why: str | None):
     found = file_problem(file, tmp_path.resolve())
     assert (found is None) if why is None else (why in (found or "")), found
@@ -49,12 +61,19 @@ def test_file_through_a_symlink_is_refused_only_when_it_leads_out(tmp_path: Path
     assert file_problem("near/x.png", out.resolve()) is None
 
 
-@pytest.mark.parametrize(("cell", "why"), [
-    ("{}", None), ('{"ratio": "16x9", "n": 2, "on": true, "x": null}', None),
-    (None, "the cell is empty"), ("{", "is not JSON"), ("[1]", "is not a JSON object"),
-    ('"16x9"', "is not a JSON object"), ('{"a": [1]}', "the value of 'a' is not a plain value"),
-    ("[" * 100_000, "is not JSON"),
-])
+@pytest.mark.parametrize(
+    ("cell", "why"),
+    [
+        ("{}", None),
+        ('{"ratio": "16x9", "n": 2, "on": true, "x": null}', None),
+        (None, "the cell is empty"),
+        ("{", "is not JSON"),
+        ("[1]", "is not a JSON object"),
+        ('"16x9"', "is not a JSON object"),
+        ('{"a": [1]}', "the value of 'a' is not a plain value"),
+        ("[" * 100_000, "is not JSON"),
+    ],
+)
 def test_matrix_cells(cell: str | None, why: str | None):
     found = matrix_problem(cell)
     assert (found is None) if why is None else (why in (found or "")), found
@@ -71,11 +90,13 @@ def test_problems_are_located_and_folded(tmp_path: Path):
     rows = pd.concat([frame(file="/x")] * 8 + [frame(matrix="nope")], ignore_index=True)
     problems = check_manifest(rows, tmp_path, "m.csv", lines=list(range(2, 11)))
     assert [str(p) for p in problems] == (
-        [f"m.csv:{n}: file: '/x' leaves the output folder: it is an absolute path"
-         for n in range(2, 7)]
-        + ["m.csv: file: ... the same problem on 3 more rows",
-           "m.csv:10: matrix: malformed matrix: 'nope' is not JSON (Expecting value: line 1 "
-           "column 1 (char 0))"])
+        [f"m.csv:{n}: file: '/x' leaves the output folder: it is an absolute path" for n in range(2, 7)]
+        + [
+            "m.csv: file: ... the same problem on 3 more rows",
+            "m.csv:10: matrix: malformed matrix: 'nope' is not JSON (Expecting value: line 1 "
+            "column 1 (char 0))",
+        ]
+    )
 
 
 def test_not_a_manifest():
@@ -95,7 +116,9 @@ def test_a_real_run_passes_and_report_regenerates(tmp_path: Path, capsys: pytest
         "version: 1\nname: t\nprovider: emulator\nrows: [{p: shoe}, {p: hat}]\n"
         "matrix: {ratio: ['1x1', '16x9']}\n"
         "steps:\n  - {id: a, op: generate, prompt: '{{ p }}', aspect_ratio: '{{ ratio }}'}\n"
-        "  - {id: d, op: describe, input: a}\noutput: {dir: out}\n", encoding="utf-8")
+        "  - {id: d, op: describe, input: a}\noutput: {dir: out}\n",
+        encoding="utf-8",
+    )
     assert main(["run", str(recipe), "--yes", "--quiet"]) == 0
     manifest = read_manifest(tmp_path / "out")
     assert set(manifest["op"]) == {"generate", "describe"}

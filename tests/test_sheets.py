@@ -29,22 +29,37 @@ def workbook(path: Path, sheets_: dict[str, list[list[Any]]]) -> Path:
 
 def recipe(tmp: Path, rows: str, prompt: str = "{{ product }}") -> Path:
     path = tmp / "r.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         version: 1
         name: t
         rows: {rows}
         steps: [{{id: a, op: generate, prompt: "{prompt}"}}]
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     return path
 
 
-@pytest.mark.parametrize(("value", "text"), [
-    (None, ""), ("shoe", "shoe"), (3, "3"), (3.0, "3"), (2.5, "2.5"), (-0.0, "0"),
-    (1e20, "1e+20"), (True, "TRUE"), (False, "FALSE"),
-    (dt.datetime(2026, 3, 1), "2026-03-01"), (dt.datetime(2026, 3, 1, 14, 30), "2026-03-01 14:30:00"),
-    (dt.date(2026, 3, 1), "2026-03-01"), (dt.time(9, 5), "09:05:00"),
-    (dt.timedelta(hours=26, minutes=3), "26:03:00"),
-])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, ""),
+        ("shoe", "shoe"),
+        (3, "3"),
+        (3.0, "3"),
+        (2.5, "2.5"),
+        (-0.0, "0"),
+        (1e20, "1e+20"),
+        (True, "TRUE"),
+        (False, "FALSE"),
+        (dt.datetime(2026, 3, 1), "2026-03-01"),
+        (dt.datetime(2026, 3, 1, 14, 30), "2026-03-01 14:30:00"),
+        (dt.date(2026, 3, 1), "2026-03-01"),
+        (dt.time(9, 5), "09:05:00"),
+        (dt.timedelta(hours=26, minutes=3), "26:03:00"),
+    ],
+)
 def test_cell_text_is_what_a_csv_export_holds(value: Any, text: str):
     assert sheets.cell_text(value) == text
 
@@ -55,15 +70,23 @@ def test_column_letters(number: int, letters: str):
 
 
 def test_xlsx_rows_plan_like_csv_rows(tmp_path: Path):
-    workbook(tmp_path / "p.xlsx", {
-        "Notes": [["ignored"]],
-        "Products": [["sku", "product", "price", "launch", "active"],
-                     ["A1", "shoe", 3.0, dt.date(2026, 3, 1), True],
-                     [],
-                     ["A2", "hat", 2.5, dt.datetime(2026, 3, 1, 14, 30), False]],
-    })
-    path = recipe(tmp_path, '{xlsx: p.xlsx, sheet: Products, key: "{{ sku }}"}',
-                  "{{ product }} at {{ price }} from {{ launch }} ({{ active }})")
+    workbook(
+        tmp_path / "p.xlsx",
+        {
+            "Notes": [["ignored"]],
+            "Products": [
+                ["sku", "product", "price", "launch", "active"],
+                ["A1", "shoe", 3.0, dt.date(2026, 3, 1), True],
+                [],
+                ["A2", "hat", 2.5, dt.datetime(2026, 3, 1, 14, 30), False],
+            ],
+        },
+    )
+    path = recipe(
+        tmp_path,
+        '{xlsx: p.xlsx, sheet: Products, key: "{{ sku }}"}',
+        "{{ product }} at {{ price }} from {{ launch }} ({{ active }})",
+    )
     p = plan_file(path)
     assert [(t.row_key, t.params["prompt"]) for t in p.tasks] == [
         ("A1", "shoe at 3 from 2026-03-01 (TRUE)"),
@@ -78,7 +101,7 @@ def test_the_first_sheet_is_the_default_and_formulas_give_their_value(tmp_path: 
     ws = book.active
     ws.title = "First"
     ws.append(["sku", "product"])
-    ws.append(["A1", "=UPPER(\"x\")"])  # never evaluated: openpyxl stored no value for it
+    ws.append(["A1", '=UPPER("x")'])  # never evaluated: openpyxl stored no value for it
     book.save(tmp_path / "p.xlsx")
     rows = read_rows({"xlsx": "p.xlsx"}, tmp_path, "r.yaml")
     assert [dict(r.values) for r in rows] == [{"sku": "A1", "product": ""}]
@@ -86,16 +109,18 @@ def test_the_first_sheet_is_the_default_and_formulas_give_their_value(tmp_path: 
 
 
 def test_header_may_start_below_blank_rows_and_trailing_blank_columns_are_dropped(tmp_path: Path):
-    workbook(tmp_path / "p.xlsx", {"S": [[], [None, None], ["sku", "product", None, None],
-                                         ["A1", "shoe", None, None]]})
+    workbook(
+        tmp_path / "p.xlsx",
+        {"S": [[], [None, None], ["sku", "product", None, None], ["A1", "shoe", None, None]]},
+    )
     rows = read_rows({"xlsx": "p.xlsx"}, tmp_path, "r.yaml")
     assert [(r.line, r.header_line, dict(r.values)) for r in rows] == [
-        (4, 3, {"sku": "A1", "product": "shoe"})]
+        (4, 3, {"sku": "A1", "product": "shoe"})
+    ]
 
 
 def test_problems_name_file_row_sheet_and_column_letter(tmp_path: Path):
-    workbook(tmp_path / "p.xlsx", {"S": [["sku", "sku", None, "note"],
-                                         ["A1", "x", "y", "z", "beyond"]]})
+    workbook(tmp_path / "p.xlsx", {"S": [["sku", "sku", None, "note"], ["A1", "x", "y", "z", "beyond"]]})
     with pytest.raises(RowError) as info:
         read_rows({"xlsx": "p.xlsx"}, tmp_path, "r.yaml")
     assert [str(p) for p in info.value.problems] == [
@@ -106,15 +131,15 @@ def test_problems_name_file_row_sheet_and_column_letter(tmp_path: Path):
 
 
 def test_good_rows_are_planned_beside_a_bad_one(tmp_path: Path):
-    workbook(tmp_path / "p.xlsx", {"S": [["sku", "product"], ["A1", "shoe"], ["A2", "hat", "x"],
-                                         ["A3", "sock"]]})
+    workbook(
+        tmp_path / "p.xlsx", {"S": [["sku", "product"], ["A1", "shoe"], ["A2", "hat", "x"], ["A3", "sock"]]}
+    )
     path = recipe(tmp_path, '{xlsx: p.xlsx, key: "{{ sku }}"}', "{{ prodct }}")
     with pytest.raises(RecipeError) as info:
         plan_file(path)
     assert [str(p).split(" — ")[0] for p in info.value.problems] == [
         "p.xlsx:3: sheet 'S', column C: has a value beyond the header's last column B",
-        f"{path}:4:39: steps[0].prompt: undefined variable: 'prodct' is undefined "
-        "(did you mean 'product'?)",
+        f"{path}:4:39: steps[0].prompt: undefined variable: 'prodct' is undefined (did you mean 'product'?)",
     ]
     assert info.value.problems[1].hint == "row p.xlsx:2 (sheet S); the same problem on 1 more row"
 
