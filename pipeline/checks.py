@@ -84,7 +84,8 @@ def printed_columns(source: str) -> frozenset[str]:
     for output in tree.body:
         if not isinstance(output, nodes.Output):
             continue
-        for node in output.nodes:
+        for printed in output.nodes:
+            node: nodes.Node | None = printed
             while isinstance(node, nodes.Filter) and node.name not in ("default", "d"):
                 node = node.node
             if isinstance(node, nodes.Name):

@@ -45,7 +45,7 @@ class Row:
         text = self.source + (f":{self.line}" if self.line else f" (row {self.index + 1})")
         if self.sheet is not None:
             letter = ""
-            if column in self.values:
+            if column is not None and column in self.values:
                 letter = sheets.column_letter(list(self.values).index(column) + 1) + " "
             return text + f" (sheet {self.sheet}" + (f", column {letter}{column})" if column else ")")
         return text + (f" (column {column})" if column else "")
@@ -74,7 +74,7 @@ def partial(problems: list[Problem], rows: list[Row]) -> RowError:
     return err
 
 
-def good_rows(exc: RowError) -> list[Row]:
+def good_rows(exc: Exception) -> list[Row]:
     """The usable rows a RowError carries (none if the source was unreadable as a whole)."""
     return list(getattr(exc, "rows", []))
 

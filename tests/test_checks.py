@@ -349,3 +349,19 @@ def test_check_max_cost(value, ok: bool):
 )
 def test_timeout_problem(value, ok: bool):
     assert (timeout_problem(value) is None) == ok
+
+
+def test_a_bad_prices_file_does_not_hide_the_rest(tmp_path: Path, capsys):
+    path = recipe(
+        tmp_path,
+        """\
+        prices_file: prices.yaml
+        rows: [{p: x}]
+        steps: [{id: a, op: generate, prompt: "{{ q }}"}]
+        """,
+        {"prices.yaml": "generate:V_3: -1\n"},
+    )
+    code, _, err = validate(capsys, path)
+    assert code == 2
+    assert "r.yaml:3:14: prices_file: must map op:tier keys to prices" in err
+    assert "r.yaml:5:39: steps[0].prompt: undefined variable: 'q' is undefined" in err

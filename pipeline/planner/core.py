@@ -74,9 +74,10 @@ class _Planner:
     def plan(self, limit: int | None, row_range: tuple[int, int] | None) -> Plan:
         """The plan, or RecipeError with every problem."""
         s = self.s
+        before = len(s.problems.items)  # a bad prices_file does not stop the rest
         order = order_steps(s)
         check_syntax(s)
-        if s.problems.items:
+        if len(s.problems.items) > before:
             select_rows(s, limit, row_range)  # the rows' own problems belong in the same report
             s.problems.raise_if_any()
         selected = select_rows(s, limit, row_range)

@@ -191,8 +191,7 @@ def value(
             try:
                 raw = int(raw)
             except ValueError:
-                checked: str | tuple[Any] = f"renders to {raw!r}, not an integer"
-                return _refused(s, path, checked, source, raw, row)
+                return _refused(s, path, f"renders to {raw!r}, not an integer", source, raw, row)
     checked = checker.check(name, raw, endpoint)
     if isinstance(checked, str):
         return _refused(s, path, checked, source, raw, row)

@@ -97,10 +97,16 @@ class Session:
             from .. import yamlsource
 
             path = self.r.base_dir / self.data["prices_file"]
-            loaded = yamlsource.load(path).data
+            try:  # a problem here is recorded, not raised: the rest of the plan is checked too
+                loaded = yamlsource.load(path).data
+            except RecipeError as exc:
+                for p in exc.problems:
+                    self.problems.add(p if p.line else self.r.problem(("prices_file",), str(p)))
+                return table.with_overrides(extra or {}, "cli")
             why = check_prices(loaded)
             if why:
-                raise RecipeError([self.r.problem(("prices_file",), f"{why} (in {path.name})")])
+                self.problem(("prices_file",), f"{why} (in {path.name})")
+                return table.with_overrides(extra or {}, "cli")
             table = table.with_overrides(loaded, Path(path).name)
         return table.with_overrides(extra or {}, "cli")
 
