@@ -35,6 +35,8 @@ class Varying:
     raw: Any
     path: tuple[Any, ...]
     kind: int  # IMAGE | RUNTIME | RUNTIME_WITHOUT_SEED (run time if the parent's seed is unknown) | VALUE
+    plain: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # a VALUE made only of {{ name }}
+    free_text: bool = False  # a prompt: any text is valid and kept as it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +148,7 @@ def step_shape(
     same = canonical(
         {"op": op.value, "endpoint": endpoint.path, "provider": s.provider, "model": model, "fixed": fixed}
     )
-    varying = tuple(
-        Varying(name, raw, ("steps", i, name) if name in step else ("defaults", name), _kind(name, raw))
-        for name, raw in sources.items()
-        if name not in fixed
-    )
+    varying = tuple(_varying(name, raw, step, i) for name, raw in sources.items() if name not in fixed)
     base = {k: v for k, v in fixed.items() if k not in ("seed", "num_images")}
     speed = (
         None
@@ -176,6 +174,14 @@ def step_shape(
         price,
         reads_input,
     )
+
+
+def _varying(name: str, raw: Any, step: dict[str, Any], i: int) -> Varying:
+    path = ("steps", i, name) if name in step else ("defaults", name)
+    kind = _kind(name, raw)
+    plain = templating.plain_parts(raw) if kind == VALUE and templating.is_template(raw) else None
+    free = plain is not None and name in ("prompt", "negative_prompt")
+    return Varying(name, raw, path, kind, plain, free)
 
 
 def _kind(name: str, raw: Any) -> int:

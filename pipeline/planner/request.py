@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import rows as rowsource
 from ..inputs import ImageRef
+from ..templating import render_plain
 from .images import Images
 from .parameters import IMAGE, INVALID, RUNTIME, RUNTIME_WITHOUT_SEED, Checker, StepShape, value
 from .runtime import placeholders
@@ -48,6 +49,12 @@ def gather(
             if s.render(v.raw, placeholders(ctx), v.path, row) is None:
                 return None
         else:
+            if v.free_text:  # the usual prompt: rendered directly, any text is valid
+                try:
+                    params[v.name] = render_plain(*v.plain, ctx)  # type: ignore[misc]
+                    continue
+                except Exception:
+                    pass
             checked = value(s, checker, v.name, v.raw, ctx, v.path, row, shape.endpoint)
             if checked is INVALID:
                 return None
