@@ -4,36 +4,41 @@ It is pure: it reads the recipe, the rows and local input images, and returns a 
 Nothing is written, nothing is sent and no process-wide state changes; what it
 remembers (checked values, image digests) lives only as long as one call. Every
 problem found is collected and raised together at the end.
+
+It is also the hot loop of `plan` for big batches, so what is the same for every row of
+a step (its parameters, price, the fixed part of its content key) is worked out once, and
+what is the same for every step of a row (its template context, its JSON) once per row.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import ops
-from .. import rows as rowsource
+from .. import ops, templating
 from ..errors import Problem
 from ..inputs import ImageRef
 from ..ops import Op
-from ..pricing import price_key
 from ..recipe import Recipe
 from .images import Images
-from .keys import canonical, image_id
+from .keys import COMPACT, canonical, image_id
 from .model import Plan, Task
 from .order import check_syntax, order_steps
 from .outputs import Outputs
-from .parameters import Checker, StepShape, cross_checks, gather, step_shape
+from .parameters import Checker, StepShape, cross_checks, step_shape
+from .request import gather
 from .runtime import RUNTIME_STEPS
-from .seeds import SeedPlan, plan_seeds
+from .seeds import SeedPlan, derived_from, plan_seeds
 from .selection import row_context, select_rows
 from .session import Session
+from .tasks import RowScope, StepScope, make_task, task_key
 
 _MISSING: Any = object()
+_NO_INPUT: dict[str, Any] = {}
+_NO_PARENT: list[None] = [None]
 
 
 def plan(
@@ -70,6 +75,10 @@ class _Planner:
         self.images = Images(s)
         self.outputs = Outputs(s)
         self.shapes: dict[tuple[str, str], StepShape | None] = {}
+        self.cross_ok: dict[tuple[str, str, bool | None], bool] = {}
+        self.name_json = COMPACT.encode(s.r.name)
+        self.sid_json = {step["id"]: COMPACT.encode(step["id"]) for step in s.steps}
+        self.models: dict[str, str] = {}  # step id -> its model, when that is not a template
 
     def plan(self, limit: int | None, row_range: tuple[int, int] | None) -> Plan:
         """The plan, or RecipeError with every problem."""
@@ -83,190 +92,176 @@ class _Planner:
         selected = select_rows(s, limit, row_range)
         tasks: list[Task] = []
         names = list(s.matrix)
-        combos = list(itertools.product(*(s.matrix[n] for n in names))) or [()]
+        combos = [dict(zip(names, c)) for c in itertools.product(*(s.matrix[n] for n in names))]
         for row, key in selected:
             base = row_context(s, row, key)
-            for combo in combos:
-                matrix = dict(zip(names, combo))
-                ctx = {**base, **matrix}
+            key_json = COMPACT.encode(key)
+            for matrix in combos or [{}]:
+                ctx = {**base, **matrix} if matrix else base
+                scope = RowScope(row, key, key_json, matrix, ctx, self.outputs.row_pieces(ctx))
                 slots: dict[str, list[_Slot]] = {}
                 step_tasks: dict[str, list[str]] = {}
                 for step in order:
-                    tasks.extend(self._step(step, row, key, matrix, ctx, slots, step_tasks))
+                    tasks.extend(self._step(step, scope, slots, step_tasks))
         self.outputs.finish()
         s.problems.raise_if_any()
         if not tasks:
             s.problems.warn(Problem("no rows selected: the plan is empty", file=s.r.shown))
-        return Plan(
-            s.r, tasks, [r for r, _ in selected], s.prices, s.provider, s.out_dir, s.problems.warnings
-        )
+        rows = [r for r, _ in selected]
+        return Plan(s.r, tasks, rows, s.prices, s.provider, s.out_dir, s.problems.warnings)
 
-    def _step(
-        self,
-        step: dict[str, Any],
-        row: rowsource.Row,
-        key: str,
-        matrix: dict[str, Any],
-        ctx: dict[str, Any],
-        slots: dict[str, list[_Slot]],
-        step_tasks: dict[str, list[str]],
-    ) -> list[Task]:
+    def _shape(self, step: dict[str, Any], i: int, scope: RowScope) -> tuple[str, StepShape] | None:
         s = self.s
-        sid = step["id"]
-        i = s.step_index[sid]
-        ctx = {**ctx, "step": sid}
+        model = self.models.get(step["id"])
+        if model is not None:
+            shape = self.shapes[(step["id"], model)]
+            return None if shape is None else (model, shape)
         model_src = step.get("model", s.defaults.get("model", ops.DEFAULT_MODEL))
-        model = s.render(model_src, ctx, ("steps", i, "model"), row)
-        if model is None:
-            return []
-        model = model.strip()
+        rendered = s.render(model_src, scope.ctx, ("steps", i, "model"), scope.row)
+        if rendered is None:
+            return None
+        model = rendered.strip()
         if model not in ops.MODELS:
             s.problem(
                 ("steps", i, "model"), f"unknown model {model!r}", "expected one of " + ", ".join(ops.MODELS)
             )
-            return []
-        shape = self.shapes.get((sid, model), _MISSING)
+            return None
+        shape = self.shapes.get((step["id"], model), _MISSING)
         if shape is _MISSING:
-            shape = self.shapes[(sid, model)] = step_shape(s, self.checker, step, i, Op(step["op"]), model)
-        if shape is None:
+            shape = step_shape(s, self.checker, step, i, Op(step["op"]), model)
+            self.shapes[(step["id"], model)] = shape
+            if not templating.is_template(model_src):
+                self.models[step["id"]] = model
+        return None if shape is None else (model, shape)
+
+    def _step(
+        self,
+        step: dict[str, Any],
+        scope: RowScope,
+        slots: dict[str, list[_Slot]],
+        step_tasks: dict[str, list[str]],
+    ) -> list[Task]:
+        sid = step["id"]
+        i = self.s.step_index[sid]
+        scope.ctx["step"] = sid  # the row's context is reused step after step, never copied
+        found = self._shape(step, i, scope)
+        if found is None:
             return []
-        parents: list[_Slot | None] = [None]
+        model, shape = found
+        parents: list[_Slot] | list[None] = _NO_PARENT
         if "input" in step:
             if step["input"] not in slots:
                 return []
-            parents = list(slots[step["input"]])
-        extra = tuple(t for d in sorted(shape.refs_needed) for t in step_tasks.get(d, ()))
-        at = _At(step, i, shape, model, row, key, matrix, ctx, extra)
+            parents = slots[step["input"]]
+        extra = (
+            tuple(t for d in sorted(shape.refs_needed) for t in step_tasks.get(d, ()))
+            if shape.refs_needed
+            else ()
+        )
+        head = f"[{self.name_json},{scope.key_json},{self.sid_json[sid]},{scope.matrix_items_json}"
+        at = StepScope(step, i, shape, model, scope, extra, canonical(list(extra)) if extra else "[]", head)
         made: list[Task] = []
         out_slots: list[_Slot] = []
+        images = shape.endpoint.yields_images
+        counter = 0
         for parent in parents:
-            for task in self._requests(at, parent, sum(len(t.image_ids) for t in made)):
+            for task in self._requests(at, parent, counter):
                 made.append(task)
-                if shape.endpoint.yields_images:
+                counter += task.num_images
+                if images:
+                    lineage = parent.lineage if parent else ()
+                    prompt = task.params.get("prompt")
                     for n, iid in enumerate(task.image_ids):
-                        lineage = (*(parent.lineage if parent else ()), task.image_indexes[n])
-                        prompt = task.params.get("prompt")
-                        out_slots.append(_Slot(iid, lineage, task.seed, prompt, task.outputs[n], task.id))
+                        seen = (*lineage, task.image_indexes[n])
+                        out_slots.append(_Slot(iid, seen, task.seed, prompt, task.outputs[n], task.id))
         slots[sid] = out_slots
         step_tasks[sid] = [t.id for t in made]
         return made
 
-    def _requests(self, at: _At, parent: _Slot | None, first_index: int) -> list[Task]:
-        s, endpoint, step, i, row = self.s, at.shape.endpoint, at.step, at.i, at.row
-        input_ctx: dict[str, Any] = {}
-        if parent is not None:
-            input_ctx = {"seed": parent.seed, "prompt": parent.prompt, "file": parent.file}
-            input_ctx.update(image_id=parent.image_id, api_prompt="", step=step["input"])
-        ctx = {**at.ctx, "input": input_ctx, "steps": RUNTIME_STEPS}
+    def _requests(self, at: StepScope, parent: _Slot | None, first_index: int) -> list[Task]:
+        s, shape, step, i, row, ctx = self.s, at.shape, at.step, at.i, at.row.row, at.row.ctx
+        if parent is not None and shape.reads_input:
+            ctx["input"] = {"seed": parent.seed, "prompt": parent.prompt, "file": parent.file}
+            ctx["input"].update(image_id=parent.image_id, api_prompt="", step=step["input"])
+        else:
+            ctx["input"] = _NO_INPUT
+        ctx["steps"] = RUNTIME_STEPS
         seed_known = None if parent is None else parent.seed is not None
-        gathered = gather(s, self.checker, self.images, at.shape, step, i, ctx, row, seed_known)
+        gathered = gather(s, self.checker, self.images, shape, ctx, row, seed_known)
         if gathered is None:
             return []
         params, deferred, images = gathered
         if parent is not None:
-            images["image"] = (ImageRef("step", parent.image_id),)
-        if not self.images.mask_fits(images, step, i, row):
+            images = {**images, "image": (ImageRef("step", parent.image_id),)}
+        if "mask" in images and not self.images.mask_fits(images, step, i, row):
             return []
-        if not cross_checks(s, params, deferred, endpoint, at.model, step, i):
+        if not self._cross_ok(at, params, deferred, seed_known):
             return []
-        num = int(params.pop("num_images", 1))
+        if params is not shape.base:
+            num = int(params.pop("num_images", shape.fixed_num or 1))
+            fixed_seed = params.pop("seed", shape.fixed_seed)
+        else:
+            num, fixed_seed = shape.fixed_num or 1, shape.fixed_seed
         seeds: list[SeedPlan] | None = [(None, "api", 1, first_index)]  # describe: one answer
-        if "seed" in endpoint.accepts:
+        if "seed" in shape.endpoint.accepts:
             lineage = parent.lineage if parent else ()
-            fixed = params.pop("seed", None)
-            seeds = plan_seeds(
-                s, fixed, num, step["id"], at.key, at.matrix, lineage, first_index, ctx, i, row
-            )
+            if fixed_seed is None and s.seed_policy == "derive":
+                seeds = [
+                    (seed, "derived", 1, first_index + n)
+                    for n, seed in enumerate(derived_from(at.seed_head, lineage, first_index, num))
+                ]
+            else:
+                matrix = at.row.matrix
+                seeds = plan_seeds(
+                    s, fixed_seed, num, step["id"], at.row.key, matrix, lineage, first_index, ctx, i, row
+                )
         if seeds is None:
             return []
+        if deferred:
+            context: Mapping[str, Any] = dict(ctx)
+        else:
+            context = _NO_INPUT
         tasks = []
         for seed, seed_source, count, index0 in seeds:
-            request = _Request(params, deferred, images, seed, seed_source, count, index0)
-            tid = _task_id(at, request)
-            image_ids = tuple(image_id(tid, n) for n in range(count))
+            tid = task_key(at, params, deferred, images, seed, seed_source, count, index0, parent)
+            image_ids: tuple[str, ...] = (
+                (image_id(tid, 0),) if count == 1 else tuple(image_id(tid, n) for n in range(count))
+            )
             outputs: tuple[str | None, ...] = (None,) * count
-            if endpoint.yields_images:
-                idx = range(index0, index0 + count)
+            if shape.endpoint.yields_images:
+                path = self.outputs.path
                 outputs = tuple(
-                    self.outputs.path(ctx, at.step["id"], n, seed, iid, row) for n, iid in zip(idx, image_ids)
+                    [path(at.row, step["id"], index0 + n, seed, iid) for n, iid in enumerate(image_ids)]
                 )
-            tasks.append(_task(s, at, request, tid, image_ids, outputs, parent, ctx))
+            tasks.append(
+                make_task(
+                    s,
+                    at,
+                    params,
+                    deferred,
+                    images,
+                    seed,
+                    seed_source,
+                    count,
+                    index0,
+                    tid,
+                    image_ids,
+                    outputs,
+                    parent,
+                    context,
+                )
+            )
         return tasks
 
-
-@dataclass(frozen=True, slots=True)
-class _At:
-    """One step of one row and matrix combination: what all its requests share."""
-
-    step: dict[str, Any]
-    i: int
-    shape: StepShape
-    model: str
-    row: rowsource.Row
-    key: str
-    matrix: dict[str, Any]
-    ctx: dict[str, Any]
-    depends_extra: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    """What one request of a step adds: its parameters, images and seed."""
-
-    params: dict[str, Any]
-    deferred: dict[str, str]
-    images: dict[str, tuple[ImageRef, ...]]
-    seed: int | None
-    seed_source: str
-    count: int
-    index0: int
-
-
-def _task_id(at: _At, r: _Request) -> str:
-    """The content key: the step's shared part (serialised once), then what the request adds."""
-    fixed = at.shape.fixed
-    varying = {k: v for k, v in r.params.items() if k not in fixed}
-    image_refs = {k: [f"{x.kind}:{x.value}:{x.digest}" for x in v] for k, v in r.images.items()}
-    api = None if r.seed_source != "api" else [at.step["id"], r.index0]
-    own = [varying, r.deferred, r.seed, r.count, image_refs, at.depends_extra, at.key, at.matrix, api]
-    return hashlib.sha256((at.shape.same_json + canonical(own)).encode()).hexdigest()
-
-
-def _task(
-    s: Session,
-    at: _At,
-    r: _Request,
-    tid: str,
-    image_ids: tuple[str, ...],
-    outputs: tuple[str | None, ...],
-    parent: _Slot | None,
-    ctx: dict[str, Any],
-) -> Task:
-    endpoint = at.shape.endpoint
-    price_k = price_key(at.step["op"], endpoint.family, at.model, r.params.get("rendering_speed"))
-    per_image = s.prices.per_image(price_k)
-    return Task(
-        id=tid,
-        step_id=at.step["id"],
-        op=at.step["op"],
-        endpoint=endpoint.path,
-        family=endpoint.family,
-        model=at.model,
-        row_index=at.row.index,
-        row_key=at.key,
-        matrix=at.matrix,
-        params=r.params,
-        images=r.images,
-        seed=r.seed,
-        seed_source=r.seed_source,
-        num_images=r.count,
-        image_ids=image_ids,
-        image_indexes=tuple(range(r.index0, r.index0 + r.count)),
-        outputs=outputs,
-        parent_image_id=parent.image_id if parent else None,
-        depends_on=((parent.task_id,) if parent else ()) + at.depends_extra,
-        deferred=r.deferred,
-        context=ctx if r.deferred else {},
-        price_key=price_k,
-        cost_usd=None if per_image is None else round(per_image * r.count, 6),
-    )
+    def _cross_ok(
+        self, at: StepScope, params: dict[str, Any], deferred: Mapping[str, str], seed_known: bool | None
+    ) -> bool:
+        """The rules between parameters, checked once per step, model and kind of parent."""
+        key = (at.step["id"], at.model, seed_known)
+        ok = self.cross_ok.get(key)
+        if ok is None or not ok:  # a broken rule is reported for every row it breaks
+            endpoint = at.shape.endpoint
+            ok = self.cross_ok[key] = cross_checks(
+                self.s, params, deferred, endpoint, at.model, at.step, at.i
+            )
+        return ok

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from json.encoder import encode_basestring_ascii as _encode_string
 from typing import Any
 
 # Built once: json.dumps() with options builds a new encoder on every call.
 COMPACT = json.JSONEncoder(separators=(",", ":"), default=str)
 _CANONICAL = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
+
+
+def encode_string(text: str) -> str:
+    """A string as canonical JSON encodes it (ASCII, escaped, quoted)."""
+    return _encode_string(text)
 
 
 def canonical(value: Any) -> str:

@@ -14,9 +14,14 @@ from ..pricing import PriceTable
 from ..recipe import Recipe
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Task:
-    """One request to the API, fully decided at plan time except for `deferred` fields."""
+    """One request to the API, fully decided at plan time except for `deferred` fields.
+
+    Treat it as immutable. It is not a frozen dataclass only because a plan holds hundreds
+    of thousands of them and a frozen one takes about ten times as long to build; its
+    parameter, image and context mappings may be shared between tasks.
+    """
 
     id: str  # content key: sha256 of the canonical request
     step_id: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import graphlib
+import heapq
 from typing import Any
 
 import jinja2
@@ -52,10 +53,13 @@ def order_steps(s: Session) -> list[dict[str, Any]]:
         _report_cycle(s, list(exc.args[1]))
         return []
     order: list[str] = []
+    ready: list[tuple[int, str]] = []
     while sorter.is_active():
-        for node in sorted(sorter.get_ready(), key=s.step_index.__getitem__):
-            order.append(node)
-            sorter.done(node)
+        for node in sorter.get_ready():
+            heapq.heappush(ready, (s.step_index[node], node))
+        _, node = heapq.heappop(ready)  # the earliest step in the recipe among the ready ones
+        order.append(node)
+        sorter.done(node)
     return [s.steps[s.step_index[sid]] for sid in order]
 
 

@@ -6,14 +6,20 @@ import os
 import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import rows as rowsource
+from .. import templating
 from ..errors import Problem
-from .paths import length_problem, sanitize
+from ..templating import MAX_OUTPUT
+from .paths import is_plain, length_problem, sanitize, short_enough
 from .session import Session
 
+if TYPE_CHECKING:
+    from .tasks import RowScope
+
 _WHERE = ("output", "file")
+_PER_IMAGE = {"step": 0, "index": 1, "seed": 2, "image_id": 3, "ext": 4}
 
 
 class Outputs:
@@ -24,36 +30,59 @@ class Outputs:
         self.owner: dict[str, tuple[rowsource.Row, str]] = {}
         self.allow_case = bool(s.data.get("output", {}).get("allow_case_collisions"))
         self._dir_bytes = len(str(s.out_dir).encode("utf-8", "surrogatepass"))
+        self._short = short_enough(self._dir_bytes)  # paths of at most this many characters fit
         self._folders_ok: set[str] = set()
         self._listing: dict[str, dict[str, bool] | None] = {}  # folder -> name -> is a link
+        self._plain = (
+            templating.plain_parts(s.file_template) if templating.is_template(s.file_template) else None
+        )
 
-    def path(
-        self,
-        ctx: Mapping[str, Any],
-        sid: str,
-        index: int,
-        seed: int | None,
-        image_id: str,
-        row: rowsource.Row,
-    ) -> str | None:
-        """The relative path of one image, or None after reporting why it cannot be used."""
-        s = self.s
-        file_ctx = {
-            **ctx,
-            "step": sid,
-            "index": index,
-            "seed": seed if seed is not None else image_id,
-            "image_id": image_id,
-            "ext": "png",
-        }
-        text = s.render(s.file_template, file_ctx, _WHERE, row)
-        if text is None:
+    def row_pieces(self, ctx: Mapping[str, Any]) -> list[str | int] | None:
+        """output.file rendered for one row, up to the names that change per image; None if not simple.
+
+        A template made only of `{{ name }}` substitutions whose row values are texts or
+        numbers is rendered here once per row; `path` then fills in step, index, seed,
+        image_id and ext. Anything else is rendered in full for each image.
+        """
+        if self._plain is None:
             return None
-        rel = sanitize(text)
+        texts, names = self._plain
+        pieces: list[str | int] = [texts[0]]
+        for name, text in zip(names, texts[1:]):
+            hole = _PER_IMAGE.get(name)
+            if hole is None:
+                value = ctx.get(name)
+                if type(value) is int:
+                    value = str(value)
+                elif type(value) is not str:
+                    return None  # missing, None or another type: the full render reports it
+                pieces.append(value)
+            else:
+                pieces.append(hole)
+            pieces.append(text)
+        if sum(len(p) for p in pieces if type(p) is str) > MAX_OUTPUT // 2:
+            return None
+        return pieces
+
+    def path(self, scope: RowScope, sid: str, index: int, seed: int | None, image_id: str) -> str | None:
+        """The relative path of one image, or None after reporting why it cannot be used."""
+        s, row = self.s, scope.row
+        shown_seed = str(seed) if seed is not None else image_id
+        if scope.file_pieces is not None:
+            values = (sid, str(index), shown_seed, image_id, "png")
+            text = "".join([p if type(p) is str else values[p] for p in scope.file_pieces])  # type: ignore[index]
+        else:
+            file_ctx = {**scope.ctx, "step": sid, "index": index, "image_id": image_id, "ext": "png"}
+            file_ctx["seed"] = seed if seed is not None else image_id
+            rendered = s.render(s.file_template, file_ctx, _WHERE, row)
+            if rendered is None:
+                return None
+            text = rendered
+        rel = text if is_plain(text) else sanitize(text)
         if isinstance(rel, Problem):
             s.problem(_WHERE, f"{text!r}: {rel.message}", f"row {row.where()}")
             return None
-        too_long = length_problem(rel, self._dir_bytes)
+        too_long = length_problem(rel, self._dir_bytes) if len(rel) > self._short else None
         if too_long:
             s.problem(_WHERE, too_long, f"row {row.where()}")
             return None
@@ -67,8 +96,9 @@ class Outputs:
                 "add {{ step }}, {{ index }} or {{ seed }} to output.file",
             )
             return None
-        self.owner[rel] = (row, sid)
-        if not self._inside(rel.rpartition("/")[0]):
+        self.owner[rel] = scope.tag(sid)
+        parent = rel.rpartition("/")[0]
+        if parent not in self._folders_ok and not self._inside(parent):
             s.problem(_WHERE, f"{rel!r} escapes output.dir through a symlink")
             return None
         return rel
@@ -112,31 +142,29 @@ class Outputs:
         fold = _exact if self.allow_case else _folded
         files: dict[str, str] = {}
         for rel in self.owner:
-            files.setdefault(fold(rel), rel)
-        for rel in self.owner:
-            other = files[fold(rel)]
+            other = files.setdefault(fold(rel), rel)
             if other != rel:
-                row = self.owner[rel][0]
                 s.problem(
                     _WHERE,
                     f"{other!r} and {rel!r} are the same file on case-insensitive "
                     "or Unicode-normalising file systems (macOS, Windows)",
-                    f"row {row.where()}; make the names differ by more than case, or set "
-                    "output.allow_case_collisions: true",
+                    f"row {self.owner[rel][0].where()}; make the names differ by more than case, "
+                    "or set output.allow_case_collisions: true",
                 )
+        folders: set[str] = set()
         for rel in self.owner:
-            parent = rel
-            while "/" in parent:
-                parent = parent.rpartition("/")[0]
+            parent = rel.rpartition("/")[0]
+            while parent and parent not in folders:
+                folders.add(parent)
                 clash = files.get(fold(parent))
                 if clash is not None:
-                    row = self.owner[rel][0]
                     s.problem(
                         _WHERE,
                         f"{clash!r} would be a file and also the folder of {rel!r}",
-                        f"row {row.where()}",
+                        f"row {self.owner[rel][0].where()}",
                     )
                     break
+                parent = parent.rpartition("/")[0]
 
 
 def _exact(path: str) -> str:

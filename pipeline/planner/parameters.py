@@ -8,12 +8,11 @@ from typing import Any
 
 from .. import checks, ops, spec, templating
 from .. import rows as rowsource
-from ..inputs import ImageRef
 from ..ops import Op
+from ..pricing import price_key
 from ..yamlsource import format_path
-from .images import Images
 from .keys import canonical
-from .runtime import PLACEHOLDER_STEPS, is_runtime
+from .runtime import is_runtime
 from .session import Session, close_match, refs
 
 INVALID = object()
@@ -26,15 +25,36 @@ _UPPER = frozenset(
 _RECIPE_NAME = {"image_file": "image", "magic_prompt_option": "magic_prompt"}
 
 
+IMAGE, RUNTIME, RUNTIME_WITHOUT_SEED, VALUE = range(4)  # how a varying parameter is found
+
+
+@dataclass(frozen=True, slots=True)
+class Varying:
+    """A parameter decided per request: an image, a run-time template, or a value to render."""
+
+    name: str
+    raw: Any
+    path: tuple[Any, ...]
+    kind: int  # IMAGE | RUNTIME | RUNTIME_WITHOUT_SEED (run time if the parent's seed is unknown) | VALUE
+    plain: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # a VALUE made only of {{ name }}
+    free_text: bool = False  # a prompt: any text is valid and kept as it is
+
+
 @dataclass(frozen=True, slots=True)
 class StepShape:
-    """What a step is with one model, the same for every row."""
+    """What a step is with one model, the same for every row: worked out once."""
 
     endpoint: ops.Endpoint
     sources: dict[str, Any]  # parameter -> recipe value (template or literal), defaults merged
     fixed: dict[str, Any]  # the checked values of parameters that are not templates
     same_json: str  # canonical JSON of what every request of the step shares
     refs_needed: frozenset[str]  # steps whose results its templates read
+    varying: tuple[Varying, ...]  # the parameters that are not fixed, in recipe order
+    base: dict[str, Any]  # the fixed parameters a request sends (seed and num_images apart)
+    fixed_seed: int | None
+    fixed_num: int | None
+    price_key: str | None  # None when a rendering_speed template decides it per request
+    reads_input: bool  # a template reads `input`
 
 
 class Checker:
@@ -134,7 +154,52 @@ def step_shape(
     same = canonical(
         {"op": op.value, "endpoint": endpoint.path, "provider": s.provider, "model": model, "fixed": fixed}
     )
-    return StepShape(endpoint, sources, fixed, same, needed)
+    varying = tuple(_varying(name, raw, step, i) for name, raw in sources.items() if name not in fixed)
+    base = {k: v for k, v in fixed.items() if k not in ("seed", "num_images")}
+    speed = (
+        None
+        if "rendering_speed" in sources and "rendering_speed" not in fixed
+        else fixed.get("rendering_speed")
+    )
+    price = (
+        None
+        if speed is None and "rendering_speed" in sources
+        else price_key(op.value, endpoint.family, model, speed)
+    )
+    reads_input = any(r == "input" or r.startswith("input.") for v in sources.values() for r in refs(v))
+    return StepShape(
+        endpoint,
+        sources,
+        fixed,
+        same,
+        needed,
+        varying,
+        base,
+        fixed.get("seed"),
+        fixed.get("num_images"),
+        price,
+        reads_input,
+    )
+
+
+def _varying(name: str, raw: Any, step: dict[str, Any], i: int) -> Varying:
+    path = ("steps", i, name) if name in step else ("defaults", name)
+    kind = _kind(name, raw)
+    plain = templating.plain_parts(raw) if kind == VALUE and templating.is_template(raw) else None
+    free = plain is not None and name in ("prompt", "negative_prompt")
+    return Varying(name, raw, path, kind, plain, free)
+
+
+def _kind(name: str, raw: Any) -> int:
+    """How a parameter that is not fixed is found for each request."""
+    if name in IMAGE_FIELDS:
+        return IMAGE
+    if isinstance(raw, str) and templating.is_template(raw):
+        if is_runtime(raw, True):
+            return RUNTIME
+        if is_runtime(raw, False):
+            return RUNTIME_WITHOUT_SEED
+    return VALUE
 
 
 def _sources(s: Session, step: dict[str, Any], endpoint: ops.Endpoint, i: int) -> dict[str, Any] | None:
@@ -198,8 +263,9 @@ def value(
     return checked[0]
 
 
-def _refused(s: Session, path: tuple[Any, ...], why: str, source: Any, rendered: Any,
-             row: rowsource.Row) -> Any:
+def _refused(
+    s: Session, path: tuple[Any, ...], why: str, source: Any, rendered: Any, row: rowsource.Row
+) -> Any:
     """Report a refused value where it comes from: a matrix entry, or the field (with its row)."""
     entry = checks.matrix_entry(s.matrix, source, rendered)
     if entry is not None:  # the same for every row: one problem, at the value itself
@@ -234,47 +300,3 @@ def cross_checks(
             s.problem(("steps", i), f"{step['op']} needs `{recipe_name}:`")
             ok = False
     return ok
-
-
-Gathered = tuple[dict[str, Any], dict[str, str], dict[str, tuple[ImageRef, ...]]]
-
-
-def gather(
-    s: Session,
-    checker: Checker,
-    images: Images,
-    shape: StepShape,
-    step: dict[str, Any],
-    i: int,
-    ctx: Mapping[str, Any],
-    row: rowsource.Row,
-    parent_seed_known: bool | None,
-) -> Gathered | None:
-    """(params, deferred templates, input images) of one request, or None (reported)."""
-    params: dict[str, Any] = {}
-    deferred: dict[str, str] = {}
-    refs: dict[str, tuple[ImageRef, ...]] = {}
-    fixed = shape.fixed
-    ok = True  # every field is checked, so one run reports all of a row's problems
-    for name, raw in shape.sources.items():
-        if name in fixed:
-            params[name] = fixed[name]
-            continue
-        path = ("steps", i, name) if name in step else ("defaults", name)
-        if name in IMAGE_FIELDS:
-            found = images.refs(name, raw, ctx, path, row)
-            if found is None:
-                ok = False
-            else:
-                refs[name] = found
-        elif isinstance(raw, str) and templating.is_template(raw) and is_runtime(raw, parent_seed_known):
-            deferred[name] = raw
-            if s.render(raw, {**ctx, "steps": PLACEHOLDER_STEPS}, path, row) is None:
-                ok = False
-        else:
-            checked = value(s, checker, name, raw, ctx, path, row, shape.endpoint)
-            if checked is INVALID:
-                ok = False
-            else:
-                params[name] = checked
-    return (params, deferred, refs) if ok else None

@@ -90,6 +90,7 @@ class Session:
         self.seed_policy = self.data.get("seed", "derive")
         self.steps: list[dict[str, Any]] = self.data["steps"]
         self.step_index = {s["id"]: i for i, s in enumerate(self.steps)}
+        self.shared: dict[Any, Any] = {}  # equal immutable values the plan's tasks share
 
     def _price_table(self, extra: Mapping[str, float] | None) -> PriceTable:
         table = default_table().with_overrides(self.data.get("prices", {}), "recipe")

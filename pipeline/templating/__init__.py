@@ -34,9 +34,11 @@ from .limits import (
     MAX_SECONDS,
     MAX_STEPS,
     Budget,
+    MissingValue,
     RenderError,
     SecurityLimit,
     check,
+    present,
 )
 from .sandbox import Guard, Sandbox
 
@@ -46,6 +48,7 @@ __all__ = [
     "MAX_POWER",
     "MAX_SECONDS",
     "MAX_STEPS",
+    "MissingValue",
     "RenderError",
     "SecurityLimit",
     "compile_template",
@@ -91,7 +94,7 @@ _OTHER = re.compile(r"\{[{%#]|\}\}|%\}|#\}")
 
 
 @functools.lru_cache(maxsize=4096)
-def _plain_parts(source: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+def plain_parts(source: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """Split a template made only of `{{ name }}` substitutions; None if it has anything else.
 
     Such templates (row keys, file names, most prompts) need no sandbox: they only read
@@ -105,7 +108,7 @@ def _plain_parts(source: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     return texts, names
 
 
-def _render_plain(texts: tuple[str, ...], names: tuple[str, ...], context: Mapping[str, Any]) -> str:
+def render_plain(texts: tuple[str, ...], names: tuple[str, ...], context: Mapping[str, Any]) -> str:
     out = [texts[0]]
     size = len(texts[0])
     for name, text in zip(names, texts[1:]):
@@ -113,7 +116,7 @@ def _render_plain(texts: tuple[str, ...], names: tuple[str, ...], context: Mappi
             value = context[name]
         except KeyError:
             raise jinja2.UndefinedError(f"'{name}' is undefined") from None
-        part = value if isinstance(value, str) else str(check(value, "an expression's value"))
+        part = value if isinstance(value, str) else str(check(present(value, name), "an expression's value"))
         size += len(part) + len(text)
         if size > MAX_OUTPUT:
             raise SecurityLimit(f"rendered text is over {MAX_OUTPUT:,} characters")
@@ -123,9 +126,9 @@ def _render_plain(texts: tuple[str, ...], names: tuple[str, ...], context: Mappi
 
 def render(source: str, context: Mapping[str, Any]) -> str:
     """Render a template; raises jinja2 errors (RenderError for Python ones) or SecurityLimit."""
-    plain = _plain_parts(source)
+    plain = plain_parts(source)
     if plain is not None:
-        return _render_plain(*plain, context)
+        return render_plain(*plain, context)
     template = compile_template(source)
     token = BUDGET.set(Budget(MAX_STEPS, time.monotonic() + MAX_SECONDS))
     try:
@@ -169,6 +172,8 @@ def references(source: str) -> frozenset[str]:
 
 def describe_error(exc: BaseException) -> str:
     """A one-line message for a template failure."""
+    if isinstance(exc, MissingValue):
+        return str(exc.message)
     if isinstance(exc, jinja2.UndefinedError):
         return f"undefined variable: {exc.message}"
     if isinstance(exc, jinja2.TemplateSyntaxError):

@@ -87,7 +87,7 @@ def guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def default(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
-    """Jinja's `default`, which here also stands in for an empty string (an empty CSV cell)."""
-    if isinstance(value, jinja2.Undefined) or value == "" or (boolean and not value):
+    """Jinja's `default`, which here also stands in for an empty string (an empty CSV cell) and None."""
+    if value is None or isinstance(value, jinja2.Undefined) or value == "" or (boolean and not value):
         return default_value
     return value

@@ -33,6 +33,25 @@ class RenderError(jinja2.TemplateRuntimeError):
     """A template raised an ordinary Python error (e.g. KeyError) while rendering."""
 
 
+class MissingValue(jinja2.UndefinedError):
+    """A template printed a value that is None: ideopipe never sends the text 'None'."""
+
+    def __init__(self, label: str | None) -> None:
+        if label:
+            super().__init__(
+                f"{label} has no value (write {{{{ {label} | default('') }}}} for an empty text)"
+            )
+        else:
+            super().__init__("a value joined with ~ has no value (it is None)")
+
+
+def present(value: Any, label: str | None = None) -> Any:
+    """`value`, or MissingValue if it is None."""
+    if value is None:
+        raise MissingValue(label)
+    return value
+
+
 # -- the per-render budget -------------------------------------------------------
 
 

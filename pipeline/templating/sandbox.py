@@ -23,6 +23,7 @@ from .limits import (
     check_method,
     check_printf,
     check_str_format,
+    present,
     tick,
 )
 
@@ -56,6 +57,33 @@ class Guard(NodeTransformer):
 
     visit_List = visit_Tuple = visit_Dict = _literal
 
+    def _present(self, node: nodes.Expr) -> nodes.Call:
+        return self._wrap("ideopipe_present", node, [node, nodes.Const(label(node))])
+
+    def visit_Output(self, node: nodes.Output) -> nodes.Node:
+        """Every printed expression goes through `present`: None is refused, not printed."""
+        self.generic_visit(node)
+        node.nodes = [
+            n
+            if isinstance(n, nodes.TemplateData)
+            else self._wrap("ideopipe_present", n, [n, nodes.Const(label(n))])
+            for n in node.nodes
+        ]
+        return node
+
+
+def label(node: nodes.Node) -> str | None:
+    """The dotted name an expression reads (`input.prompt`, `steps.look.text`), if it is one."""
+    if isinstance(node, nodes.Name):
+        return node.name
+    if isinstance(node, nodes.Getattr):
+        base = label(node.node)
+        return f"{base}.{node.attr}" if base else None
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        base = label(node.node)
+        return f"{base}[{node.arg.value!r}]" if base else None
+    return None
+
 
 class Sandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox, with every value kept small and every render kept short."""
@@ -72,6 +100,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
         self.ideopipe_iter = self._iter
         self.ideopipe_concat = self._tilde
         self.ideopipe_checked = self._checked
+        self.ideopipe_present = present
 
     @staticmethod
     def _finalize(value: Any) -> Any:
