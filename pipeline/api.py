@@ -162,7 +162,7 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
 
     manifest_path = preflight.manifest_file(manifest_path)
     source_dir = preflight.output_folder(manifest_path.parent)
-    frame = _read_frame(manifest_path)
+    frame = _read_frame(manifest_path, source_dir)
     frame = frame[frame["status"].isin(["ok", "cached"]) & frame["op"].ne("describe")]
     if step:
         frame = frame[frame["step_id"] == step]
@@ -203,9 +203,10 @@ def _parent_file(source_dir: Path, image_id: str) -> str:
 # -- what a run left ----------------------------------------------------------
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
-    """A manifest as a frame, or one sentence saying why the file is not one."""
+def _read_frame(path: Path, out_dir: Path) -> pd.DataFrame:
+    """A manifest as a frame, checked as untrusted input, or a clear error saying why not."""
     from .manifest import read_manifest
+    from .manifest_check import record_lines, require_trusted
 
     try:
         frame = read_manifest(path)
@@ -214,6 +215,7 @@ def _read_frame(path: Path) -> pd.DataFrame:
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
         raise PathError(f"{path}: not an ideopipe manifest (no column {', '.join(missing)})")
+    require_trusted(frame, out_dir, str(path), record_lines(path))
     return frame
 
 
@@ -223,7 +225,7 @@ def regenerate_report(out_dir: str | Path, bundle: bool = False) -> Path:
     `bundle=True` makes it one self-contained file, thumbnails embedded, to send alone.
     """
     out_dir = preflight.output_folder(out_dir)
-    frame = _read_frame(preflight.manifest_file(out_dir))
+    frame = _read_frame(preflight.manifest_file(out_dir), out_dir)
     from .report import write_report
 
     with preflight.journal_errors(out_dir), Journal.open_readonly(out_dir) as journal:
