@@ -162,29 +162,6 @@ def _is_int(value: Any) -> bool:
     return True
 
 
-def read_checked(path: str | Path, out_dir: str | Path) -> pd.DataFrame:
-    """Read a manifest (file or output folder) and check it; ManifestError (exit 2) if unusable."""
-    from .manifest import read_manifest
-
-    path = Path(path)
-    shown = str(path)
-    if path.is_dir():
-        found = [path / f"manifest.{ext}" for ext in ("csv", "parquet", "jsonl")]
-        shown = str(next((p for p in found if p.exists()), found[0]))
-    if not Path(shown).is_file():
-        raise ManifestError(
-            [Problem("no manifest here" if Path(shown).parent.is_dir() else "no such folder", file=shown)]
-        )
-    try:
-        frame = read_manifest(path)
-    except Exception as exc:  # pandas and pyarrow raise many kinds on a damaged file
-        raise ManifestError(
-            [Problem(f"unreadable manifest: {type(exc).__name__}: {exc}"[:300], file=shown)]
-        ) from exc
-    require_trusted(frame, out_dir, shown, record_lines(Path(shown)))
-    return frame
-
-
 def record_lines(path: Path) -> list[int] | None:
     """The file line each CSV record starts on, or None (not CSV, or unreadable as such)."""
     try:

@@ -595,9 +595,17 @@ RERUN = ("rerun", "{T}/out/manifest.csv", "--yes", "--quiet")
 
 
 def manifest_case(
-    id: str, argv: tuple[str, ...], expect: list[str], make: Callable[[Path], Path | None]
+    id: str,
+    argv: tuple[str, ...],
+    expect: list[str],
+    make: Callable[[Path], Path | None],
+    summary: str = MANIFEST,
 ) -> Case:
-    return Case(id, None, expect, make=make, argv=argv, summary=MANIFEST, needs_run=True)
+    return Case(id, None, expect, make=make, argv=argv, summary=summary, needs_run=True)
+
+
+# A file that is no manifest at all is refused by the path checks, in one sentence.
+NOT_A_MANIFEST = r"^ideopipe: \S+ (not an ideopipe manifest|cannot be read as a manifest)"
 
 
 MANIFEST_CASES = [
@@ -697,14 +705,16 @@ MANIFEST_CASES = [
     manifest_case(
         "report-not-a-manifest",
         REPORT,
-        [r"^{T}/out/manifest\.csv: not an ideopipe manifest: no column 'image_id', "],
+        [r"^ideopipe: {T}/out/manifest\.csv: not an ideopipe manifest \(no column run_id, task_id, image_id"],
         gen_file("out/manifest.csv", b"a,b\n1,2\n"),
+        NOT_A_MANIFEST,
     ),
     manifest_case(
         "rerun-no-manifest",
         ("rerun", "{T}/out/manifest.parquet", "--yes"),
-        [r"^{T}/out/manifest\.parquet: unreadable manifest: "],
+        [r"^ideopipe: {T}/out/manifest\.parquet: cannot be read as a manifest \("],
         gen_file("out/manifest.parquet", b"PAR1 this is not parquet PAR1"),
+        NOT_A_MANIFEST,
     ),
     manifest_case(
         "report-every-row-folded",
