@@ -113,7 +113,7 @@ def check(url: str, guard: Guard, resolve: Resolver = system_resolve) -> Target:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise FetchRefused(f"{shown!r}: the port is not a number in 1-65535") from exc
-    literal = _literal_address(host)
+    literal = literal_address(host)
     if literal is None and "%" in host:
         raise FetchRefused(f"{shown!r}: scoped addresses are not fetched")
     if literal is not None:
@@ -151,7 +151,7 @@ def is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def _literal_address(host: str) -> str | None:
+def literal_address(host: str) -> str | None:
     """An address written in the URL itself, including the legacy IPv4 forms resolvers accept.
 
     '167772165', '0x0a000005', '10.1' and '012.0.0.5' all mean an IPv4 address.
