@@ -100,8 +100,10 @@ def _run(args: argparse.Namespace) -> int:
     plan = load_and_plan(args, args.recipe)
     for warning in plan.warnings:
         print(warning, file=sys.stderr)
+    from .console import run_in_terminal
+
     locked = {} if args.relock else api.lock_entries(plan)
-    result = api.run_plan(plan, _options(args, reproduce=locked))
+    result = run_in_terminal(lambda o: api.run_plan(plan, o), _options(args, reproduce=locked))
     if args.relock:
         path, count = api.write_lock(args.recipe, out=args.out, provider=args.provider)
         print(f"{path}: {count} task(s) locked", file=sys.stderr)
@@ -110,9 +112,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _rerun(args: argparse.Namespace) -> int:
     from . import api
+    from .console import run_in_terminal
 
-    result = api.rerun(args.manifest, where=args.where, step=args.step, out=args.out,
-                       provider=args.provider, options=_options(args))
+    result = run_in_terminal(lambda o: api.rerun(
+        args.manifest, where=args.where, step=args.step, out=args.out, provider=args.provider,
+        options=o), _options(args))
     return _finish(result, args.open)
 
 

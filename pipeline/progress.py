@@ -5,83 +5,131 @@ from __future__ import annotations
 import time
 from typing import IO, Any
 
-import pandas as pd
-from tqdm import tqdm
+from .money import usd
 
 PLAIN_EVERY_S = 5.0
+#: fits an 80-column terminal with the counters and the money after it
+BAR_FORMAT = "{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {remaining} {postfix}"
+
+
+def counters(event: Any) -> str:
+    """The short money and health line of an engine event, e.g. '$0.12/$0.50 2 failed'."""
+    money = f"{usd_short(event.spent_usd)}/{usd_short(event.planned_usd)}"
+    if event.simulated:
+        money = f"sim {money}"
+    text = f"{money} lim {event.limit}"
+    if event.failed:
+        text += f" {event.failed} failed"
+    if event.rate_limited:
+        text += f" {event.rate_limited}×429"
+    return text
+
+
+def usd_short(value: float) -> str:
+    """Dollars with two decimals (cents) for the bar, four below a cent."""
+    return f"${value:,.2f}" if value >= 0.01 or value == 0 else usd(value)
 
 
 class Progress:
     """Tasks done/total, USD spent vs planned, failures, the in-flight limit and an ETA."""
 
-    def __init__(self, total: int, planned_usd: float, out: IO[str], quiet: bool = False):
-        self.total = total
-        self.planned = planned_usd
+    def __init__(self, out: IO[str], quiet: bool = False, ncols: int | None = None):
         self.out = out
         self.quiet = quiet
         self.tty = bool(getattr(out, "isatty", lambda: False)())
-        self.bar = None
-        if self.tty and not quiet:
-            self.bar = tqdm(total=total, file=out, unit="task", dynamic_ncols=True, leave=True)
+        self.ncols = ncols
+        self.bar: Any = None
+        self.total = 0
         self.last_line = 0.0
-        self.done = 0
+        self.done = -1
         self.started = time.monotonic()
 
-    def update(self, done: int, spent: float = 0.0, limit: int = 0, failed: int = 0,
-               rate_limited: int = 0) -> None:
-        """Show the current state (called often; cheap)."""
+    def update(self, event: Any) -> None:
+        """Show the state an engine event carries (called often; cheap)."""
         if self.quiet:
             return
-        postfix = f"${spent:.2f}/${self.planned:.2f} failed {failed} limit {limit}" + \
-            (f" 429s {rate_limited}" if rate_limited else "")
-        if self.bar is not None:
-            self.bar.update(done - self.bar.n)
+        self.total = event.total
+        postfix = counters(event)
+        if self.tty or self.ncols:
+            self._bar(event).update(event.done - self.bar.n)
             self.bar.set_postfix_str(postfix, refresh=False)
             return
         now = time.monotonic()
-        if done != self.done and (now - self.last_line >= PLAIN_EVERY_S or done == self.total):
+        if event.done != self.done and (now - self.last_line >= PLAIN_EVERY_S or event.done == self.total):
             self.last_line = now
-            rate = done / max(now - self.started, 1e-6)
-            eta = (self.total - done) / rate if rate > 0 else 0
-            print(f"progress: {done}/{self.total} tasks, {postfix}, eta {eta:.0f}s",
-                  file=self.out, flush=True)
-        self.done = done
+            rate = event.done / max(now - self.started, 1e-6)
+            eta = (self.total - event.done) / rate if rate > 0 else 0
+            print(
+                f"progress: {event.done}/{self.total} tasks, {postfix}, eta {eta:.0f}s",
+                file=self.out,
+                flush=True,
+            )
+        self.done = event.done
+
+    def _bar(self, event: Any) -> Any:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=event.total,
+                file=self.out,
+                unit="task",
+                leave=True,
+                bar_format=BAR_FORMAT,
+                ncols=self.ncols,
+                dynamic_ncols=self.ncols is None,
+            )
+        return self.bar
+
+    def write(self, text: str) -> None:
+        """Print a line above the bar."""
+        if self.bar is not None:
+            self.bar.write(text, file=self.out)
+        else:
+            print(text, file=self.out, flush=True)
 
     def close(self) -> None:
         """Finish the bar."""
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
-COLUMNS = ("requests", "images", "ok", "cached", "failed", "in_doubt", "usd")
+COLUMNS = ("requests", "images", "ok", "reused", "failed", "in_doubt", "usd")
 
 
-def summary_table(frame: pd.DataFrame) -> str:
-    """Per step: requests, images, ok, cached, failed, in_doubt, USD; and the total."""
-    if frame.empty:
+def summary_table(frame: Any) -> str:
+    """Per step: requests, images, ok (of which reused), failed, in_doubt, USD; and the total."""
+    if frame is None or len(frame) == 0:
         return "nothing to do: the plan is empty"
 
     def line(label: str, values: dict[str, Any]) -> str:
         cells = [f"{values[c]:>9.4f}" if c == "usd" else f"{values[c]:>8}" for c in COLUMNS]
         return f"{label:<16} " + " ".join(cells)
 
-    lines = [f"{'step':<16} " + " ".join(f"{c.upper() if c == 'usd' else c:>8}"
-                                         for c in COLUMNS)]
+    lines = [f"{'step':<16} " + " ".join(f"{c.upper() if c == 'usd' else c:>8}" for c in COLUMNS)]
     totals: dict[str, Any] = dict.fromkeys(COLUMNS, 0)
     for step in dict.fromkeys(frame["step_id"]):
         part = frame[frame["step_id"] == step]
-        status = part["status"]
+        status = part["status"].astype("string")
+        reused = _reused(part)
         row = {
             "requests": int(part["task_id"].nunique()),
             "images": len(part),
-            "ok": int((status == "ok").sum()),
-            "cached": int((status == "cached").sum()),
+            "ok": int(status.isin(["ok", "cached"]).sum()),
+            "reused": int(reused.sum()),
             "in_doubt": int((status == "in_doubt").sum()),
-            "usd": float(part.loc[status != "cached", "cost_usd"].fillna(0).sum()),
+            "usd": float(part.loc[~reused.to_numpy(), "cost_usd"].fillna(0).sum()),
         }
-        row["failed"] = row["images"] - row["ok"] - row["cached"] - row["in_doubt"]
+        row["failed"] = row["images"] - row["ok"] - row["in_doubt"]
         for k in COLUMNS:
             totals[k] += row[k]
         lines.append(line(step, row))
     lines.append(line("total", totals))
     return "\n".join(lines)
+
+
+def _reused(part: Any) -> Any:
+    if "reused" in part:
+        return part["reused"].astype("boolean").fillna(False).astype(bool)
+    return part["status"].astype("string").eq("cached").fillna(False).astype(bool)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -99,8 +101,23 @@ def test_rerun_by_seed_through_the_cli(env, tmp_path):
     path = recipe(tmp_path, magic="AUTO")
     assert main(["run", str(path), "--yes", "--quiet"]) == 0
     manifest = tmp_path / "out" / "manifest.csv"
-    assert main(["rerun", str(manifest), "--step", "hero", "--where", "row_key == '1'",
-                 "--yes", "--quiet", "--out", str(tmp_path / "again")]) == 0
+    assert (
+        main(
+            [
+                "rerun",
+                str(manifest),
+                "--step",
+                "hero",
+                "--where",
+                "row_key == '1'",
+                "--yes",
+                "--quiet",
+                "--out",
+                str(tmp_path / "again"),
+            ]
+        )
+        == 0
+    )
     old = read_manifest(manifest)
     new = read_manifest(tmp_path / "again" / "manifest.csv")
     assert len(new) == 2
@@ -110,32 +127,59 @@ def test_rerun_by_seed_through_the_cli(env, tmp_path):
 
 def run_in_child(path: Path, emulator) -> subprocess.Popen[str]:
     env = {**os.environ, "IDEOGRAM_API_KEY": "k", "IDEOPIPE_BASE_URL": emulator.base_url}
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(path), "--yes"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", str(path), "--yes"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_sending(out: Path, child: subprocess.Popen[str], seconds: float = 60) -> None:
+    """Block until the child's journal holds a request marked `sending` (it is mid-flight)."""
+    db = out / ".ideopipe" / "state.db"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert child.poll() is None, child.communicate()[1]
+        if db.exists():
+            try:
+                with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as c:
+                    if c.execute("SELECT 1 FROM tasks WHERE status='sending'").fetchone():
+                        return
+            except sqlite3.OperationalError:
+                pass  # the schema is being created
+        time.sleep(0.02)
+    raise AssertionError("the run never sent a request")
 
 
 def test_second_run_on_the_same_dir_is_refused(env, tmp_path, capsys):
     env.configure(latency_ms=1500)
     path = recipe(tmp_path)
     child = run_in_child(path, env)
-    deadline = time.monotonic() + 20
-    while not (tmp_path / "out" / ".ideopipe" / "lock").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)
+    wait_for_sending(tmp_path / "out", child)
     assert main(["run", str(path), "--yes"]) == 1
     assert "in use by another ideopipe run" in capsys.readouterr().err
     _, err = child.communicate(timeout=60)
     assert child.returncode == 0, err
 
 
-def test_ctrl_c_finishes_in_flight_and_writes_the_manifest(env, tmp_path):
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_stop_signal_finishes_in_flight_and_writes_the_manifest(env, tmp_path, sig, code):
     env.configure(latency_ms=800)
     child = run_in_child(recipe(tmp_path), env)
-    time.sleep(2.0)
-    child.send_signal(signal.SIGINT)
+    wait_for_sending(tmp_path / "out", child)
+    child.send_signal(sig)
     _, err = child.communicate(timeout=60)
-    assert child.returncode == 130, err
+    assert child.returncode == code, err
     assert "Traceback" not in err
+    assert "letting requests in flight finish" in err
     frame = read_manifest(tmp_path / "out" / "manifest.csv")
     assert len(frame) == 8
     assert "in_doubt" not in set(frame["status"])  # in-flight requests were let finish
+    ok = frame[frame["status"] == "ok"]
+    assert len(ok) >= 1 and env.ledger()["billed_total"] == len(ok)  # every paid image kept
+    for row in ok.itertuples():
+        assert (tmp_path / "out" / row.file).is_file()
+    with closing(sqlite3.connect(tmp_path / "out" / ".ideopipe" / "state.db")) as c:
+        assert [r[0] for r in c.execute("SELECT status FROM runs")] == ["interrupted"]

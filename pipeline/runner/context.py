@@ -1,0 +1,143 @@
+"""What every part of one run shares: the plan, the journal, the client, the counters."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import journal as jr
+from .. import providers
+from ..client import Client, RetryPolicy, Timeouts, session
+from ..limiter import AdaptiveLimit
+from ..planner import Plan, Task
+from .options import Event, EventKind, RunOptions
+
+
+class RunContext:
+    """The state of one run that the scheduler, the task worker and the downloads share."""
+
+    journal: jr.Journal
+
+    def __init__(self, plan: Plan, options: RunOptions, provider: providers.Provider, key: str):
+        self.plan = plan
+        self.o = options
+        self.provider = provider
+        self.simulated = provider.name == "emulator"
+        self.out_dir = plan.out_dir
+        data = plan.recipe.data
+        self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+        ceiling = int(options.concurrency or data.get("concurrency") or 8)
+        self.limit = AdaptiveLimit(ceiling=ceiling)
+        self.cv = threading.Condition()
+        self.timeouts = options.timeouts or Timeouts(**data.get("timeouts", {}))
+        retry = options.retry or RetryPolicy(retry_unknown=bool(data.get("retry_unknown", False)))
+        self.http = session(pool=max(32, ceiling * 3))
+        self.client = Client(
+            provider,
+            key,
+            retry=retry,
+            timeouts=self.timeouts,
+            http=self.http,
+            on_rate_limited=self.rate_limited,
+        )
+        caps = [c for c in (data.get("budget_usd"), options.max_cost) if c is not None]
+        self.cap: float | None = min(caps) if caps else None
+        self.tasks = {t.id: t for t in plan.tasks}
+        self.planned_usd = 0.0
+        self.image_ok: dict[str, dict[str, Any]] = {}  # image_id -> journal image row
+        self.ran: set[str] = set()
+        self.released: set[str] = set()
+        self.spent = 0.0
+        self.at_risk = 0.0
+        self.in_flight_cost = 0.0
+        self.failed = 0
+        self.rate_limited_count = 0
+        self.stop_reason = ""
+        self.stopping = threading.Event()
+
+    # -- telling the shell ----------------------------------------------------
+
+    def emit(self, kind: EventKind, message: str = "", done: int = 0) -> None:
+        """Send one event to the shell's callback, if any (a failing callback never stops us)."""
+        callback = self.o.on_event
+        if callback is None:
+            return
+        event = Event(
+            kind,
+            message,
+            done=done,
+            total=len(self.tasks),
+            failed=self.failed,
+            limit=self.limit.limit,
+            rate_limited=self.rate_limited_count,
+            spent_usd=round(self.spent, 6),
+            planned_usd=self.planned_usd,
+            simulated=self.simulated,
+        )
+        try:
+            callback(event)
+        except Exception:
+            pass
+
+    # -- stopping -------------------------------------------------------------
+
+    def stop(self, reason: str) -> None:
+        """Stop scheduling; requests in flight finish and are journaled."""
+        with self.cv:
+            first = not self.stopping.is_set()
+            if not self.stop_reason:
+                self.stop_reason = reason
+            self.stopping.set()
+            self.client.stop.set()
+            self.cv.notify_all()
+        if first:
+            self.emit(EventKind.STOPPING, reason)
+
+    def poll_stop(self) -> bool:
+        """True when the run should stop; turns an outside stop request into a stop."""
+        if not self.stopping.is_set() and self.o.stop_event is not None and self.o.stop_event.is_set():
+            self.stop("interrupted")
+        return self.stopping.is_set()
+
+    @property
+    def interrupted(self) -> bool:
+        """True when the run was stopped from outside (a signal, a notebook, stop())."""
+        return self.stop_reason == "interrupted"
+
+    # -- counters -------------------------------------------------------------
+
+    def rate_limited(self, retry_after: float | None) -> None:
+        """The client saw a 429: count it and lower the in-flight limit."""
+        with self.cv:
+            self.rate_limited_count += 1
+            self.limit.rate_limited()
+
+    def note_failure(self) -> None:
+        """Count a failed task; stop the run when --fail-fast is set."""
+        with self.cv:
+            self.failed += 1
+        if self.o.fail_fast:
+            self.stop("a task failed and --fail-fast is set")
+
+    def out_of_flight(self, task: Task) -> None:
+        """The request is answered: its images no longer count against the provider's limit."""
+        with self.cv:
+            self.release_slots(task)
+            self.cv.notify_all()
+
+    def release_slots(self, task: Task) -> None:
+        """Give back a request's in-flight images, once. Holds cv."""
+        if task.id not in self.released:
+            self.released.add(task.id)
+            self.limit.finish(task.num_images)
+
+    def image_ready(self, img: dict[str, Any]) -> None:
+        """An image is on disk and journaled: children may use it."""
+        with self.cv:
+            self.image_ok[img["image_id"]] = img
+
+    def redact(self, text: str) -> str:
+        """Text with the key removed."""
+        return self.client.redact(text)

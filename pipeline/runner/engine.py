@@ -1,0 +1,258 @@
+"""The engine: one run of a plan over the journal, from reconciling to manifest and report.
+
+It never prints, reads stdin, installs signal handlers or exits the process: it reports
+through `RunOptions.on_event` and stops when `RunOptions.stop_event` is set or `stop()` is
+called, so a notebook can run it and stop it from another thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import journal as jr
+from .. import providers
+from ..errors import BudgetExceeded, StorageError
+from ..planner import Plan
+from ..status import Status
+from .context import RunContext
+from .options import EventKind, RunOptions, RunResult
+from .scheduler import Phase, Scheduler
+from .task import TaskWorker
+
+
+def run(plan: Plan, options: RunOptions | None = None) -> RunResult:
+    """Execute a plan; returns how it ended (errors inside the run become task statuses)."""
+    options = options or RunOptions()
+    provider = providers.get(plan.provider, options.base_url or plan.recipe.provider_base_url)
+    emulator = None
+    if provider.name == "emulator" and provider.base_url.endswith(":0"):
+        from ..emulator import Emulator
+
+        emulator = Emulator().start()
+        provider = providers.get("emulator", emulator.base_url)
+    try:
+        key = provider.key(dict(options.environ) if options.environ is not None else None)
+        return Run(plan, options, provider, key).execute()
+    finally:
+        if emulator is not None:
+            emulator.stop()
+
+
+class Run:
+    """One run of a plan: reconcile with the journal, schedule, then manifest and report."""
+
+    def __init__(self, plan: Plan, options: RunOptions, provider: providers.Provider, key: str):
+        self.ctx = RunContext(plan, options, provider, key)
+        self.scheduler = Scheduler(self.ctx, TaskWorker(self.ctx))
+
+    def stop(self) -> None:
+        """Stop scheduling (from any thread); requests in flight finish and are journaled."""
+        self.ctx.stop("interrupted")
+
+    def execute(self) -> RunResult:
+        """Run to the end (or a stop) and return how it ended."""
+        ctx = self.ctx
+        journal = jr.Journal.open(ctx.out_dir)
+        ctx.journal = journal
+        started = _now()
+        t0 = time.monotonic()
+        try:
+            todo = self._reconcile()
+            self._check_budget(todo)
+            summary = ctx.plan.summary()
+            ctx.planned_usd = float(summary["cost_usd"])
+            journal.begin_run(
+                {
+                    "run_id": ctx.run_id,
+                    "recipe": str(ctx.plan.recipe.path),
+                    "recipe_sha256": ctx.plan.recipe.sha256,
+                    "recipe_name": ctx.plan.recipe.name,
+                    "description": ctx.plan.recipe.data.get("description"),
+                    "provider": ctx.provider.name,
+                    "started_at": started,
+                    "planned_usd": summary["cost_usd"],
+                    "budget_usd": ctx.cap,
+                    "info": {
+                        "steps": [s["id"] for s in ctx.plan.recipe.steps],
+                        "rows": {k: dict(v) for k, v in row_values(ctx.plan).items()},
+                        "argv": sys.argv[1:],
+                    },
+                }
+            )
+        except BaseException:
+            journal.close()
+            ctx.http.close()
+            raise
+        ctx.emit(EventKind.STARTED, done=self.scheduler.counts[Phase.FINISHED])
+        try:
+            self.scheduler.run(todo)
+        except KeyboardInterrupt:  # a notebook's interrupt button: finish like a stop
+            ctx.stop("interrupted")
+        return self._finish(time.monotonic() - t0)
+
+    # -- before anything is sent ----------------------------------------------
+
+    def _reconcile(self) -> list[str]:
+        """Decide, from the journal, what each task needs; returns the tasks to run."""
+        ctx, o, sched = self.ctx, self.ctx.o, self.scheduler
+        j = ctx.journal
+        for stale in ctx.out_dir.rglob(".*.part"):  # a killed run's unfinished writes
+            stale.unlink(missing_ok=True)
+        j.register(
+            ((t.id, t.step_id, t.op, t.row_key, t.cost_usd, json.dumps(t.to_json())) for t in ctx.plan.tasks),
+            "",
+        )
+        states = j.states(ctx.tasks)
+        todo: list[str] = []
+        to_doubt: list[str] = []
+        for tid in ctx.tasks:
+            st = states[tid]
+            status = Status(st.status)
+            if o.force:
+                status = Status.PENDING
+            elif status == Status.SENDING:
+                status = Status.IN_DOUBT
+                to_doubt.append(tid)
+            if (
+                (status == Status.IN_DOUBT and o.retry_in_doubt)
+                or (status == Status.FAILED and o.retry_failed)
+                or status in (Status.SKIPPED_BUDGET, Status.SKIPPED_PARENT)
+            ):
+                status = Status.PENDING
+            if status in (Status.DONE, Status.RESPONDED):
+                if (
+                    status == Status.DONE
+                    and jr.files_intact(st.images, ctx.out_dir)
+                    and not self._wants_redownload(st)
+                ):
+                    for img in st.images:
+                        if img["status"] == Status.OK:
+                            ctx.image_ok[img["image_id"]] = img
+                    sched.set_phase(tid, Phase.FINISHED)
+                    continue
+                sched.set_phase(tid, Phase.DOWNLOAD)  # paid for already: never resend
+                todo.append(tid)
+            elif status == Status.PENDING:
+                sched.set_phase(tid, Phase.TODO)
+                todo.append(tid)
+            else:
+                sched.set_phase(tid, Phase.FINISHED)
+        if to_doubt:
+            j.set_statuses(
+                to_doubt,
+                Status.IN_DOUBT,
+                "the run stopped while this request was in flight: it may have run and been billed",
+            )
+        return todo
+
+    def _wants_redownload(self, st: jr.TaskState) -> bool:
+        return self.ctx.o.retry_failed and any(i["status"] == Status.FAILED and i["url"] for i in st.images)
+
+    def _check_budget(self, todo: list[str]) -> None:
+        """Refuse a run over the cap; ask the shell before spending real money."""
+        ctx = self.ctx
+        sending = [ctx.tasks[t] for t in todo if self.scheduler.phase[t] == Phase.TODO]
+        cost = sum(t.cost_usd or 0.0 for t in sending)
+        unknown = sum(1 for t in sending if t.cost_usd is None)
+        if ctx.cap is not None and cost > ctx.cap + 1e-9:
+            raise BudgetExceeded(
+                f"this run would cost ${cost:.4f}, over the cap of "
+                f"${ctx.cap:.2f} (budget_usd / --max-cost); nothing was sent"
+            )
+        if ctx.cap is not None and unknown:
+            raise BudgetExceeded(
+                f"{unknown} request(s) have no known price, so the budget "
+                "cannot be guaranteed; add them under `prices:` in the recipe"
+            )
+        if cost <= 0 or ctx.o.yes or ctx.simulated:
+            return
+        if ctx.o.confirm is None:
+            raise BudgetExceeded(
+                f"this run would spend ${cost:.4f} at {ctx.provider.name}; pass --yes (yes=True) to confirm"
+            )
+        if not ctx.o.confirm(cost, ctx.provider.name):
+            raise BudgetExceeded("not confirmed; nothing was sent")
+
+    # -- after ----------------------------------------------------------------
+
+    def _finish(self, duration: float) -> RunResult:
+        from .. import manifest as mf
+
+        ctx = self.ctx
+        frame = mf.build(ctx.plan, ctx.journal, ctx.run_id, ctx.ran)
+        counts = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
+        bad = sum(v for k, v in counts.items() if k not in (Status.OK, "cached"))
+        status = (
+            "interrupted" if ctx.interrupted else "stopped" if ctx.stop_reason else "failed" if bad else "ok"
+        )
+        manifest = report = None
+        try:
+            ctx.journal.finish_run(ctx.run_id, status, _now(), round(ctx.spent, 6))
+            manifest = mf.write(
+                frame,
+                ctx.out_dir,
+                ctx.o.manifest_format or ctx.plan.recipe.data.get("output", {}).get("manifest_format", "csv"),
+            )
+        except (StorageError, OSError) as exc:
+            ctx.emit(EventKind.NOTICE, f"the manifest could not be written: {exc}")
+            ctx.stop_reason = ctx.stop_reason or str(exc)
+            status = "stopped"
+        if manifest is not None:
+            report = self._report(frame, duration)
+        ctx.journal.close()
+        ctx.http.close()
+        code = 130 if ctx.interrupted else 0 if status == "ok" else 1
+        return RunResult(
+            ctx.run_id,
+            status,
+            code,
+            ctx.out_dir,
+            manifest,
+            report,
+            counts,
+            round(ctx.spent, 6),
+            ctx.stop_reason,
+            frame,
+            ctx.simulated,
+        )
+
+    def _report(self, frame: Any, duration: float) -> Path | None:
+        from ..report import REPORT_NAME, write_report
+
+        ctx = self.ctx
+        existing = ctx.out_dir / REPORT_NAME
+        if not ctx.ran and existing.exists() and existing.stat().st_mtime > ctx.journal.last_change():
+            return existing  # nothing changed since it was written: a 10,000-image page stays
+        run_info = ctx.journal.run(ctx.run_id) or {}
+        try:
+            return write_report(
+                ctx.out_dir,
+                frame,
+                {
+                    **run_info,
+                    "duration_s": duration,
+                    "planned_cost_usd": run_info.get("planned_usd"),
+                    "spent_usd": ctx.spent,
+                    "steps": [s["id"] for s in ctx.plan.recipe.steps],
+                },
+                rows=row_values(ctx.plan),
+            )
+        except (OSError, ValueError) as exc:
+            ctx.emit(EventKind.NOTICE, f"the report could not be written: {exc}")
+            return None
+
+
+def row_values(plan: Plan) -> dict[str, Mapping[str, Any]]:
+    """Each planned row's CSV values, by row key."""
+    keys = {t.row_index: t.row_key for t in plan.tasks}
+    return {keys[r.index]: r.values for r in plan.rows if r.index in keys}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
