@@ -75,6 +75,8 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.add_argument("--manifest-format", choices=["csv", "parquet", "jsonl"])
     p.add_argument("--open", action="store_true", help="open the report when done")
+    p.add_argument("--allow-http", action="store_true",
+                   help="allow plain http to a base URL that is not loopback (sends the key unencrypted)")
 
 
 def _options(args: argparse.Namespace, **extra: Any) -> Any:
@@ -84,7 +86,7 @@ def _options(args: argparse.Namespace, **extra: Any) -> Any:
                       max_cost=args.max_cost, yes=args.yes, force=args.force,
                       fail_fast=args.fail_fast, retry_failed=args.retry_failed,
                       retry_in_doubt=args.retry_in_doubt, quiet=args.quiet,
-                      manifest_format=args.manifest_format, **extra)
+                      manifest_format=args.manifest_format, allow_http=args.allow_http, **extra)
 
 
 def _finish(result: Any, open_report: bool) -> int:

@@ -6,8 +6,6 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from . import images
 from .errors import DownloadError, DownloadExpired
 from .fetch import Fetcher, FetchRefused, FetchTimeout, FetchTooLarge
@@ -62,30 +60,6 @@ def get(fetcher: Fetcher, url: str, timeouts: Timeouts | None = None,
             last = exc
         if deadline.expired():
             break
-    raise DownloadError(f"download failed after {attempts} attempts: {last}") from last
-
-
-def fetch(http: requests.Session, url: str, timeout: tuple[float, float] = (10, 60),
-          max_bytes: int = MAX_BYTES, attempts: int = 3) -> bytes:
-    """Unguarded legacy download; kept only until the runner calls `get` (to be removed)."""
-    last: Exception | None = None
-    for _ in range(attempts):
-        try:
-            with http.get(url, stream=True, timeout=timeout) as resp:
-                if resp.status_code in (403, 404, 410):
-                    raise DownloadExpired(f"result URL answered {resp.status_code}: it has expired")
-                if resp.status_code != 200:
-                    raise DownloadError(f"result URL answered {resp.status_code}")
-                buf = bytearray()
-                for chunk in resp.iter_content(64 * 1024):
-                    buf += chunk
-                    if len(buf) > max_bytes:
-                        raise DownloadError(f"image is over {max_bytes:,} bytes")
-                return bytes(buf)
-        except DownloadExpired:
-            raise
-        except (DownloadError, requests.RequestException) as exc:
-            last = exc
     raise DownloadError(f"download failed after {attempts} attempts: {last}") from last
 
 

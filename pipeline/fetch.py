@@ -128,9 +128,9 @@ def check(url: str, guard: Guard, resolve: Resolver = system_resolve) -> Target:
     if host not in guard.trusted_hosts and not guard.allow_private:
         for address in addresses:
             if not is_public(address):
-                raise FetchRefused(f"{host} is {address}, a private, loopback, link-local, "
-                                   "reserved or multicast address (set allow_private_urls: "
-                                   "true to allow it)")
+                raise FetchRefused(f"{host} is {address}, not a public address (private or "
+                                   "link-local, loopback, reserved or multicast); set "
+                                   "allow_private_urls: true to allow it")
     default = 443 if parts.scheme == "https" else 80
     bracketed = f"[{host}]" if ":" in host else host
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

@@ -10,6 +10,7 @@ from typing import Any
 from .. import journal as jr
 from .. import providers
 from ..client import Client, RetryPolicy, Timeouts, session
+from ..fetch import Fetcher, Guard
 from ..limiter import AdaptiveLimit
 from ..planner import Plan, Task
 from .options import Event, EventKind, RunOptions
@@ -41,7 +42,10 @@ class RunContext:
             timeouts=self.timeouts,
             http=self.http,
             on_rate_limited=self.rate_limited,
+            allow_http=options.allow_http,
         )
+        allow_private = bool(data.get("allow_private_urls"))
+        self.fetcher = Fetcher(Guard.for_base_url(provider.base_url, allow_private), pool_size=ceiling * 2)
         caps = [c for c in (data.get("budget_usd"), options.max_cost) if c is not None]
         self.cap: float | None = min(caps) if caps else None
         self.tasks = {t.id: t for t in plan.tasks}

@@ -48,7 +48,7 @@ class Downloader:
                     ready.append(img)
                 continue
             try:
-                data = download.fetch(ctx.http, img["url"], (ctx.timeouts.connect, ctx.timeouts.read))
+                data = download.get(ctx.fetcher, img["url"], ctx.timeouts)
                 saved = download.save(data, ctx.out_dir / img["file"])
             except DownloadError as exc:
                 status = Status.DOWNLOAD_EXPIRED if isinstance(exc, DownloadExpired) else Status.FAILED
