@@ -166,10 +166,12 @@ class Client:
         else:  # text fields go as parts too, so the body is multipart even without a file
             kwargs = {"files": [(name, (None, value)) for name, value in req.fields] + list(req.files)}
         try:
-            with bounded(deadline):
+            with bounded(deadline) as scope:
                 resp = self.http.post(req.url, headers=headers, timeout=timeout, stream=True,
                                       allow_redirects=False, **kwargs)
                 data = _whole_body(resp, deadline)
+            if scope.fired:  # a socket was cut at the deadline: the answer may be partial
+                raise TimeUp("cut at the deadline")
         except BodyTooLarge as exc:
             raise OutcomeUnknown(f"the answer is over {MAX_ANSWER_BYTES:,} bytes") from exc
         except (TimeUp, BodyBroken) as exc:

@@ -187,7 +187,7 @@ class Fetcher:
         """GET a URL's body, following checked redirects, within one total deadline."""
         timeouts = timeouts or Timeouts()
         deadline = deadline or Deadline(timeouts.total)
-        with bounded(deadline):
+        with bounded(deadline) as scope:
             for _ in range(self.guard.max_redirects + 1):
                 target = check(url, self.guard, self.resolve)
                 resp = self._open(target, timeouts, deadline, accept)
@@ -198,6 +198,9 @@ class Fetcher:
                         url = urljoin(url, location)
                         continue
                     data = self._body(target, resp, deadline, max_bytes)
+                    if scope.fired:  # a socket was cut at the deadline: the body may be partial
+                        raise FetchTimeout(f"{target.host}: no whole answer within "
+                                           f"{deadline.seconds:g} s")
                     whole = True
                     return Fetched(data, resp.headers.get("Content-Type", ""), url)
                 finally:

@@ -172,13 +172,16 @@ _current = threading.local()
 
 
 @contextmanager
-def bounded(deadline: Deadline) -> Iterator[None]:
-    """Every connection this thread opens or reuses inside the block dies at `deadline`."""
+def bounded(deadline: Deadline) -> Iterator[_Scope]:
+    """Every connection this thread opens or reuses inside the block dies at `deadline`.
+
+    The scope's `fired` is true once a socket was cut: what was read may be incomplete.
+    """
     scope = _Scope(deadline)
     outer = getattr(_current, "scope", None)
     _current.scope = scope
     try:
-        yield
+        yield scope
     finally:
         _current.scope = outer
         _REAPER.forget(scope)
