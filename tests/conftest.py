@@ -24,6 +24,8 @@ class NetworkBlocked(AssertionError):
 class NetworkGuard:
     """Records (and refuses) every attempt to reach past loopback; the test fails on any."""
 
+    error = NetworkBlocked
+
     def __init__(self) -> None:
         self.blocked: list[str] = []
         self._lock = threading.Lock()
@@ -76,11 +78,13 @@ def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[NetworkGuard]:
 
     def connect(sock: socket.socket, address: Any) -> Any:
         if not _loopback_or_local(address):
+            sock.close()  # the caller may not expect this error, so it would leak the socket
             raise guard.refuse(f"connect to {address!r}")
         return real_connect(sock, address)
 
     def connect_ex(sock: socket.socket, address: Any) -> Any:
         if not _loopback_or_local(address):
+            sock.close()  # the caller may not expect this error, so it would leak the socket
             raise guard.refuse(f"connect to {address!r}")
         return real_connect_ex(sock, address)
 
