@@ -65,7 +65,7 @@ def add_parsers(sub: Any, selection: Callable[[argparse.ArgumentParser], None]) 
 def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-url", help="override the provider's base URL")
     p.add_argument("--concurrency", type=int, metavar="N", help="images in flight (default 8)")
-    p.add_argument("--max-cost", type=float, metavar="USD", help="refuse or stop past this cost")
+    p.add_argument("--max-cost", type=_usd, metavar="USD", help="refuse or stop past this cost")
     p.add_argument("--yes", action="store_true", help="do not ask before spending")
     p.add_argument("--force", action="store_true", help="redo tasks even if done (pays again)")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
@@ -77,6 +77,20 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--open", action="store_true", help="open the report when done")
     p.add_argument("--allow-http", action="store_true",
                    help="allow plain http to a base URL that is not loopback (sends the key unencrypted)")
+
+
+def _usd(text: str) -> float:
+    """A --max-cost value: a finite amount of USD, 0 or more (nan and inf are refused)."""
+    from .transport import check_max_cost
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount in USD") from None
+    problem = check_max_cost(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem.removeprefix("--max-cost: "))
+    return value
 
 
 def _options(args: argparse.Namespace, **extra: Any) -> Any:

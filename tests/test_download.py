@@ -1,4 +1,4 @@
-"""Result downloads: guarded, retried only when safe, bounded in time, verified; and whole runs against a bad server."""
+"""Result downloads: guarded, retried only when safe, bounded, verified; whole runs against a bad server."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from PIL import Image
 
 from pipeline import api, download, images
 from pipeline.cli import main
-from pipeline.errors import DownloadError, DownloadExpired
+from pipeline.errors import DownloadError, DownloadExpired, InputError
 from pipeline.fetch import Fetcher, FetchRefused, FetchTimeout, FetchTooLarge, Guard
 from pipeline.manifest import read_manifest
 from pipeline.runner import RunOptions
@@ -225,3 +225,39 @@ output: {dir: out}
     err = capsys.readouterr().err
     assert code == 2 and "malformed" in err
     assert "abcdefgh" not in err and bad.seen == []
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "lots"])
+def test_cli_refuses_an_absurd_max_cost(bad, write_recipe, monkeypatch, capsys, value):
+    monkeypatch.setenv("IDEOGRAM_API_KEY", KEY)
+    path = write_recipe("""
+version: 1
+name: plain
+rows: [{p: kettle}]
+steps: [{id: one, op: generate, model: V_3, prompt: "{{ p }}"}]
+output: {dir: out}
+""")
+    with pytest.raises(SystemExit) as caught:
+        main(["run", str(path), "--yes", "--base-url", bad.base_url, "--max-cost", value])
+    assert caught.value.code == 2 and "--max-cost" in capsys.readouterr().err
+    assert bad.seen == [] and not (path.parent / "out").exists()
+
+
+@pytest.mark.parametrize(("timeouts", "max_cost"), [("{total: 1.0e+9}", None), ("{read: .inf}", None),
+                                                    ("{connect: 1}", float("nan"))])
+def test_a_run_with_absurd_limits_is_refused_before_anything_is_written(bad, write_recipe, timeouts,
+                                                                        max_cost):
+    path = write_recipe(f"""
+version: 1
+name: limits
+rows: [{{p: kettle}}]
+timeouts: {timeouts}
+steps: [{{id: one, op: generate, model: V_3, prompt: "{{{{ p }}}}"}}]
+output: {{dir: out}}
+""")
+    opts = RunOptions(base_url=bad.base_url, yes=True, environ={"IDEOGRAM_API_KEY": KEY},
+                      max_cost=max_cost)
+    with pytest.raises(InputError) as caught:
+        api.run_file(path, opts)
+    assert caught.value.exit_code == 2
+    assert bad.seen == [] and not (path.parent / "out").exists()
