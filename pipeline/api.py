@@ -6,26 +6,32 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from . import runner, yamlsource
-from .errors import InputError, Problem, RecipeError
-from .inputs import ImageRef
+from . import preflight
+from .errors import InputError, PathError, Problem, RecipeError, StorageError
 from .journal import Journal
-from .manifest import read_manifest
-from .planner import Plan, Task, content_key, image_id, plan
-from .pricing import check_prices, default_table
-from .recipe import load_recipe, parse_sets
-from .rows import parse_range
-from .runner import RunOptions, RunResult
+
+if TYPE_CHECKING:  # planner, runner and pandas load only when a plan, a run or a frame needs them
+    import pandas as pd
+
+    from .planner import Plan
+    from .runner import RunOptions, RunResult
+
+MANIFEST_COLUMNS = ("run_id", "task_id", "image_id", "step_id", "op", "status")
 
 
 def plan_file(path: str | Path, *, sets: Sequence[str] | None = None, limit: int | None = None,
               rows: str | None = None, provider: str | None = None,
               prices_file: str | None = None, out: str | None = None) -> Plan:
     """Load and plan a recipe file with the CLI's selection options."""
+    from . import yamlsource
+    from .planner import plan
+    from .pricing import check_prices
+    from .recipe import load_recipe, parse_sets
+    from .rows import parse_range
+
+    preflight.recipe_file(path)
     recipe = load_recipe(path, parse_sets(list(sets or [])))
     prices = None
     if prices_file:
@@ -46,22 +52,33 @@ def done_tasks(p: Plan) -> set[str]:
     db = Journal.path_for(p.out_dir)
     if not db.exists():
         return set()
-    with Journal.open_readonly(p.out_dir) as journal:
+    with preflight.journal_errors(p.out_dir), Journal.open_readonly(p.out_dir) as journal:
         return journal.completed_ids({t.id for t in p.tasks}, p.out_dir)
 
 
 def run_plan(p: Plan, options: RunOptions | None = None) -> RunResult:
-    """Run a plan (see runner.run)."""
-    return runner.run(p, options)
+    """Run a plan (see runner.run), once its output folder and manifest engine are usable."""
+    from . import runner
+
+    options = options or runner.RunOptions()
+    fmt = options.manifest_format or p.recipe.data.get("output", {}).get("manifest_format")
+    if fmt == "parquet":
+        preflight.engine("pyarrow", "a parquet manifest")
+    preflight.writable_folder(p.out_dir)
+    preflight.journal_readable(p.out_dir)
+    with preflight.journal_errors(p.out_dir):
+        return runner.run(p, options)
 
 
 def run_file(path: str | Path, options: RunOptions | None = None, **selection: Any) -> RunResult:
     """Plan and run a recipe file; selection takes plan_file's keywords."""
+    from .runner import RunOptions
+
     p = plan_file(path, **selection)
     options = options or RunOptions()
     if not options.reproduce:
         options.reproduce = lock_entries(p)
-    return runner.run(p, options)
+    return run_plan(p, options)
 
 
 # -- lock files ---------------------------------------------------------------
@@ -93,23 +110,42 @@ def write_lock(recipe_path: str | Path, out: str | None = None,
     """Write `<recipe>.lock.json`: each finished task's seeds and API prompts."""
     p = plan_file(recipe_path, out=out, provider=provider)
     tasks: dict[str, list[dict[str, Any]]] = {}
-    if Journal.path_for(p.out_dir).exists():
-        with Journal.open_readonly(p.out_dir) as journal:
-            states = journal.states({t.id for t in p.tasks})
-        for t in p.tasks:
-            st = states.get(t.id)
-            if st is None or st.status != "done" or t.op == "describe":
-                continue
-            images = sorted((i for i in st.images if i["status"] == "ok"), key=lambda i: i["idx"])
-            if images:
-                tasks[t.id] = [{"seed": i["seed"], "api_prompt": i["api_prompt"]} for i in images]
+    if not Journal.path_for(p.out_dir).exists():
+        raise PathError(f"{p.out_dir}: no run recorded here, nothing to lock — run the recipe "
+                        "first (or give its output folder with --out)")
+    with preflight.journal_errors(p.out_dir), Journal.open_readonly(p.out_dir) as journal:
+        states = journal.states({t.id for t in p.tasks})
+        providers = {r["provider"] for r in journal.runs()}
+    for t in p.tasks:
+        st = states.get(t.id)
+        if st is None or st.status != "done" or t.op == "describe":
+            continue
+        images = sorted((i for i in st.images if i["status"] == "ok"), key=lambda i: i["idx"])
+        if images:
+            tasks[t.id] = [{"seed": i["seed"], "api_prompt": i["api_prompt"]} for i in images]
+    if not tasks:
+        raise InputError(_why_nothing_to_lock(p, recipe_path, providers))
     path = lock_path(recipe_path)
     body = {"schema_version": LOCK_VERSION, "recipe": p.recipe.name,
             "recipe_sha256": p.recipe.sha256, "provider": p.provider, "tasks": tasks}
     tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", "utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", "utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StorageError(f"{path}: the lock file cannot be written ({exc.strerror})") from exc
     return path, len(tasks)
+
+
+def _why_nothing_to_lock(p: Plan, recipe_path: str | Path, providers: set[str]) -> str:
+    others = sorted(providers - {p.provider})
+    if others:
+        return (f"{p.out_dir}: no finished task of provider '{p.provider}' to lock; the runs "
+                f"here used {', '.join(repr(o) for o in others)} — a lock pins the seeds of "
+                f"one provider: `ideopipe lock {recipe_path} --provider {others[0]}` locks that "
+                "rehearsal, or lock again after a real run")
+    return (f"{p.out_dir}: none of the recipe's tasks has finished yet, nothing to lock — "
+            "run the recipe first")
 
 
 # -- reruns by seed -----------------------------------------------------------
@@ -119,9 +155,14 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
           out: str | None = None, provider: str | None = None,
           options: RunOptions | None = None) -> RunResult:
     """Re-create selected manifest images with their recorded seeds and API prompts."""
-    manifest_path = Path(manifest_path)
-    source_dir = manifest_path.parent if manifest_path.is_file() else manifest_path
-    frame = read_manifest(manifest_path)
+    from .planner import Plan
+    from .planner.rerun import rerun_tasks
+    from .pricing import default_table
+    from .recipe import load_recipe
+
+    manifest_path = preflight.manifest_file(manifest_path)
+    source_dir = preflight.output_folder(manifest_path.parent)
+    frame = _read_frame(manifest_path)
     frame = frame[frame["status"].isin(["ok", "cached"]) & frame["op"].ne("describe")]
     if step:
         frame = frame[frame["step_id"] == step]
@@ -132,46 +173,22 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
             raise InputError(f"--where {where!r}: {exc}") from exc
     if frame.empty:
         raise InputError("no manifest rows selected: nothing to rerun")
-    with Journal.open_readonly(source_dir) as journal:
+    with preflight.journal_errors(source_dir), Journal.open_readonly(source_dir) as journal:
         specs = {tid: journal.spec(tid) for tid in set(frame["task_id"])}
         run_info = journal.run()
     recipe = load_recipe((run_info or {}).get("recipe") or frame["recipe"].iloc[0])
     out_dir = Path(out).resolve() if out else source_dir.with_name(source_dir.name + "-rerun")
-    tasks = []
-    reproduce: dict[str, list[dict[str, Any]]] = {}
     files = frame.set_index("image_id")["file"].to_dict()
-    for row in frame.itertuples(index=False):
-        spec_ = specs.get(row.task_id)
-        if spec_ is None:
-            continue
-        images = {}
-        for role, refs in spec_["images"].items():
-            resolved = []
-            for ref in refs:
-                kind, _, value = ref.partition(":")
-                if kind == "step":
-                    parent_file = files.get(value) or _parent_file(source_dir, value)
-                    resolved.append(ImageRef("file", str(source_dir / parent_file)))
-                else:
-                    resolved.append(ImageRef(kind, value))
-            images[role] = tuple(resolved)
-        tid = content_key(["rerun", row.task_id, row.image_id])
-        tasks.append(Task(
-            id=tid, step_id=row.step_id, op=row.op, endpoint=row.endpoint,
-            family=spec_.get("family") or ("v3" if row.endpoint.startswith("/v1/") else "legacy"),
-            model=row.model, row_index=int(row.row_index), row_key=row.row_key,
-            matrix=json.loads(row.matrix), params=spec_["params"], images=images,
-            seed=int(row.seed), seed_source="fixed", num_images=1,
-            image_ids=(image_id(tid, 0),), image_indexes=(int(row.image_index),),
-            outputs=(row.file,), parent_image_id=None, depends_on=(), deferred={}, context={},
-            price_key=spec_.get("price_key", ""),
-            cost_usd=None if pd.isna(row.cost_usd) else float(row.cost_usd)))
-        reproduce[tid] = [{"seed": int(row.seed), "api_prompt": row.api_prompt}]
+    tasks, reproduce = rerun_tasks(
+        frame.itertuples(index=False), specs, source_dir,
+        lambda iid: files.get(iid) or _parent_file(source_dir, iid))
     p = Plan(recipe, tasks, [], default_table(), provider or str(frame["provider"].iloc[0]),
              out_dir)
+    from .runner import RunOptions
+
     options = options or RunOptions()
     options.reproduce = reproduce
-    return runner.run(p, options)
+    return run_plan(p, options)
 
 
 def _parent_file(source_dir: Path, image_id: str) -> str:
@@ -186,23 +203,46 @@ def _parent_file(source_dir: Path, image_id: str) -> str:
 # -- what a run left ----------------------------------------------------------
 
 
-def regenerate_report(out_dir: Path) -> Path:
-    """Write report.html again from an output directory's journal and manifest."""
+def _read_frame(path: Path) -> pd.DataFrame:
+    """A manifest as a frame, or one sentence saying why the file is not one."""
+    from .manifest import read_manifest
+
+    try:
+        frame = read_manifest(path)
+    except (ValueError, OSError) as exc:  # pandas' and pyarrow's parse errors are ValueErrors
+        raise PathError(f"{path}: cannot be read as a manifest ({str(exc).strip()})") from exc
+    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
+    if missing:
+        raise PathError(f"{path}: not an ideopipe manifest (no column {', '.join(missing)})")
+    return frame
+
+
+def regenerate_report(out_dir: str | Path, bundle: bool = False) -> Path:
+    """Write report.html again from an output directory's journal and manifest.
+
+    `bundle=True` makes it one self-contained file, thumbnails embedded, to send alone.
+    """
+    out_dir = preflight.output_folder(out_dir)
+    frame = _read_frame(preflight.manifest_file(out_dir))
     from .report import write_report
 
-    frame = read_manifest(out_dir)
-    with Journal.open_readonly(out_dir) as journal:
+    with preflight.journal_errors(out_dir), Journal.open_readonly(out_dir) as journal:
         run_info = journal.run(str(frame["run_id"].iloc[0]) if len(frame) else None) or {}
     info = json.loads(run_info.get("info") or "{}")
-    return write_report(out_dir, frame, {**run_info, "planned_cost_usd": run_info.get("planned_usd"),
-                                         "steps": info.get("steps")}, rows=info.get("rows"))
+    try:
+        return write_report(out_dir, frame, {**run_info,
+                                             "planned_cost_usd": run_info.get("planned_usd"),
+                                             "steps": info.get("steps")}, rows=info.get("rows"),
+                            bundle=bundle)
+    except OSError as exc:
+        raise StorageError(f"{out_dir}: the report cannot be written ({exc.strerror or exc})") \
+            from exc
 
 
-def list_runs(out_dir: Path) -> list[dict[str, Any]]:
+def list_runs(out_dir: str | Path) -> list[dict[str, Any]]:
     """The runs recorded in an output directory, with the images each produced."""
-    if not Journal.path_for(out_dir).exists():
-        raise InputError(f"{out_dir}: no ideopipe journal here")
-    with Journal.open_readonly(out_dir) as journal:
+    out_dir = preflight.output_folder(out_dir)
+    with preflight.journal_errors(out_dir), Journal.open_readonly(out_dir) as journal:
         runs = journal.runs()
         counts = dict(journal.conn.execute(
             "SELECT a.run_id, COUNT(DISTINCT i.image_id) FROM attempts a JOIN images i"

@@ -67,23 +67,25 @@ class Answer:
     status: int
     headers: Mapping[str, str]
     text: str
-    body: Any = None  # the parsed JSON (key redacted in every string), or None
-
-    def json(self) -> Any:
-        """The parsed body; ValueError when it is not JSON."""
-        if self.body is None:
-            raise ValueError("the answer is not JSON")
-        return self.body
+    body: Any = None  # the parsed JSON (key redacted in every string)
+    problem: str | None = None  # why the text is not JSON, when it is not
 
 
 @dataclass(frozen=True)
 class Reply:
-    """A successful call: the parsed result, the raw body, attempts made."""
+    """A 200 answer: the raw body text, its parsed fields, attempts made.
 
-    result: wire.Result
+    `result` is None when the body could not be read (not JSON, or not the expected
+    shape); `problem` then says why. The request ran and was billed all the same, so the
+    runner records the answer and never sends the request again.
+    """
+
+    result: wire.Result | None
     body: Any
     attempts: int
     latency_s: float
+    text: str = ""
+    problem: str | None = None
 
 
 def session(pool: int = 32) -> requests.Session:
@@ -143,15 +145,21 @@ class Client:
                 continue
             try:
                 self._raise_for(resp)
-                body = resp.json()
-                result = wire.parse(endpoint, body)
             except ApiError as exc:
                 self._backoff(exc, attempt, deadline)
                 continue
-            except ValueError as exc:
-                raise OutcomeUnknown(self.redact(f"unreadable response: {exc}"), resp.status) \
-                    from exc
-            return Reply(result, body, attempt, time.monotonic() - sent_at)
+            return self._answer(endpoint, resp, attempt, time.monotonic() - sent_at)
+
+    def _answer(self, endpoint: Endpoint, resp: Answer, attempts: int, latency: float) -> Reply:
+        """A 200: keep the raw text (key redacted) always; parse it without ever raising."""
+        if resp.problem:
+            return Reply(None, None, attempts, latency, resp.text, resp.problem)
+        try:
+            result = wire.parse(endpoint, resp.body)
+        except Exception as exc:  # any odd shape: an unusable answer, not a crash
+            why = self.redact(f"the answer has an unexpected shape ({type(exc).__name__}: {exc})")
+            return Reply(None, resp.body, attempts, latency, resp.text, why[:500])
+        return Reply(result, resp.body, attempts, latency, resp.text)
 
     def _post(self, req: wire.WireRequest, deadline: Deadline) -> Answer:
         if origin(req.url) != self.provider.origin():
@@ -186,21 +194,21 @@ class Client:
             raise OutcomeUnknown(self.redact(f"no answer within {timeout[1]:.0f} s")) from exc
         except (requests.RequestException, ValueError) as exc:
             raise OutcomeUnknown(self.redact(f"request failed: {_reason(exc)}")) from exc
-        text = data.decode("utf-8", "replace")
-        return Answer(resp.status_code, resp.headers, self.redact(text), self._parse(text))
+        text = _body_text(data, resp.encoding)
+        return Answer(resp.status_code, resp.headers, self.redact(text), *self._parse(text))
 
     def _lost(self, exc: BaseException, deadline: Deadline) -> str:
         if deadline.expired():
             return f"no whole answer within {deadline.seconds:g} s (timeouts.total)"
         return self.redact(f"connection lost after sending: {_reason(exc)}")
 
-    def _parse(self, text: str) -> Any:
-        """The JSON body with the key redacted in every string, or None when not JSON."""
+    def _parse(self, text: str) -> tuple[Any, str | None]:
+        """(the JSON body with the key redacted in every string, None), or (None, why not)."""
         try:
             body = json.loads(text, parse_int=_int_or_text)
-        except (ValueError, RecursionError):
-            return None
-        return _redact_strings(body, self.redact)
+        except (ValueError, RecursionError) as exc:
+            return None, self.redact(f"the answer is not JSON ({type(exc).__name__}: {exc})")[:300]
+        return _redact_strings(body, self.redact), None
 
     def _raise_for(self, resp: Answer) -> None:
         code = resp.status
@@ -311,6 +319,14 @@ def _never_sent(exc: requests.ConnectionError) -> bool:
                                                 isinstance(seen.args[0], BaseException) else None)
         seen = nxt if nxt is not seen else None
     return False
+
+
+def _body_text(data: bytes, encoding: str | None) -> str:
+    """The body as text, whatever its encoding claims (undecodable bytes replaced)."""
+    try:
+        return data.decode(encoding or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return data.decode("utf-8", errors="replace")
 
 
 def _reason(exc: BaseException) -> str:

@@ -18,8 +18,9 @@ from dataclasses import replace
 from typing import IO, Any
 
 from .errors import BudgetExceeded
-from .progress import Progress, summary_table
+from .progress import Progress
 from .runner import Event, EventKind, RunOptions, RunResult
+from .summary import summary_table
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
@@ -111,16 +112,14 @@ def run_in_terminal(
 
 
 def summary(result: RunResult) -> str:
-    """What a person reads at the end of a run."""
+    """What a person reads at the end of a run: table, failures by cause, money, files."""
     lines = [summary_table(result.frame)]
+    if result.failures:
+        lines.append("not ok: " + "; ".join(result.failures))
+    if result.money is not None:
+        lines.append(result.money.describe())
     if result.message and result.status != "interrupted":
         lines.append(f"ideopipe: stopped: {result.message}")
-    in_doubt = result.counts.get("in_doubt", 0)
-    if in_doubt:
-        lines.append(
-            f"ideopipe: {in_doubt} image(s) in_doubt: sent, no answer; they may have "
-            "been billed. Not resent; use --retry-in-doubt to pay for them again."
-        )
     lines.append(f"manifest: {result.manifest}")
     if result.report:
         lines.append(f"report:   {result.report}")

@@ -2,6 +2,10 @@
 
     IdeopipeError                       exit 1: a runtime failure
     ├── InputError                      exit 2: bad input, nothing written, nothing spent
+    │   ├── UsageError                  a command-line verb, flag or flag value is wrong
+    │   ├── PathError                   a file or folder is missing, unreadable or the wrong kind
+    │   ├── JournalCorrupt              the journal is unreadable: `ideopipe doctor OUT` repairs it
+    │   ├── MissingEngine               an optional package (pyarrow for parquet) is not installed
     │   ├── RecipeError                 carries every Problem found, not just the first
     │   │   ├── SchemaError             the recipe's structure (JSON Schema)
     │   │   ├── TemplateError           a Jinja template failed to parse or render
@@ -22,7 +26,9 @@
     ├── StorageError                    the disk refused a write (full, read-only): the run stops
     └── RunLocked                       another run holds the output directory
 
-A run stopped by Ctrl-C is not an error: it ends with its manifest written and exit 130.
+A run stopped by a signal is not an error: it ends with its manifest written and the exit
+code of SIGNAL_EXIT_CODES (130 for Ctrl-C). `exit_code(exc)` is the one place that maps any
+exception to an exit code.
 """
 
 from __future__ import annotations
@@ -68,6 +74,22 @@ class InputError(IdeopipeError):
     """Bad input: the run is refused before anything is written or spent."""
 
     exit_code = 2
+
+
+class UsageError(InputError):
+    """A command-line verb, flag or flag value is wrong."""
+
+
+class PathError(InputError):
+    """A file or folder given is missing, unreadable, or not the kind expected."""
+
+
+class JournalCorrupt(InputError):
+    """An output folder's journal (.ideopipe/state.db) cannot be read."""
+
+
+class MissingEngine(InputError):
+    """An optional package a feature needs is not installed (e.g. pyarrow for parquet)."""
 
 
 class RecipeError(InputError):
@@ -132,8 +154,13 @@ class RateLimited(ApiError):
 
     retryable = True
 
-    def __init__(self, message: str, status: int | None = 429, provider_message: str = "",
-                 retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        status: int | None = 429,
+        provider_message: str = "",
+        retry_after: float | None = None,
+    ):
         super().__init__(message, status, provider_message)
         self.retry_after = retry_after
 
@@ -166,3 +193,17 @@ class StorageError(IdeopipeError):
 
 class RunLocked(IdeopipeError):
     """Another ideopipe run is using the same output directory."""
+
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1  # an unexpected exception: a bug to report
+SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}  # 128 + the signal number
+
+
+def exit_code(exc: BaseException) -> int:
+    """The process exit code for an exception that ended a command."""
+    if isinstance(exc, IdeopipeError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return SIGNAL_EXIT_CODES["SIGINT"]
+    return EXIT_INTERNAL

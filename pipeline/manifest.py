@@ -14,28 +14,63 @@ import pandas as pd
 
 from . import journal as jr
 from .planner import Plan
+from .status import BILLED as status_billed
+from .status import Status
 
 SCHEMA_VERSION = 1
 
 COLUMNS: dict[str, str] = {
-    "schema_version": "Int64", "run_id": "string", "recipe": "string", "recipe_sha256": "string",
-    "row_index": "Int64", "row_key": "string", "matrix": "string", "step_id": "string",
-    "op": "string", "provider": "string", "endpoint": "string", "model": "string",
-    "image_id": "string", "parent_image_id": "string", "image_index": "Int64",
-    "prompt": "string", "api_prompt": "string", "negative_prompt": "string", "seed": "Int64",
-    "seed_source": "string", "aspect_ratio": "string", "resolution": "string",
-    "rendering_speed": "string", "style_type": "string", "magic_prompt": "string",
-    "is_image_safe": "boolean", "description": "string", "status": "string", "error": "string",
-    "cost_usd": "Float64", "file": "string", "sha256": "string", "width": "Int64",
-    "height": "Int64", "bytes": "Int64", "url": "string", "attempts": "Int64",
-    "latency_s": "Float64", "started_at": "string", "finished_at": "string", "task_id": "string",
+    "schema_version": "Int64",
+    "run_id": "string",
+    "recipe": "string",
+    "recipe_sha256": "string",
+    "row_index": "Int64",
+    "row_key": "string",
+    "matrix": "string",
+    "step_id": "string",
+    "op": "string",
+    "provider": "string",
+    "endpoint": "string",
+    "model": "string",
+    "image_id": "string",
+    "parent_image_id": "string",
+    "image_index": "Int64",
+    "prompt": "string",
+    "api_prompt": "string",
+    "negative_prompt": "string",
+    "seed": "Int64",
+    "seed_source": "string",
+    "aspect_ratio": "string",
+    "resolution": "string",
+    "rendering_speed": "string",
+    "style_type": "string",
+    "magic_prompt": "string",
+    "is_image_safe": "boolean",
+    "description": "string",
+    "status": "string",
+    "error": "string",
+    "cost_usd": "Float64",
+    "file": "string",
+    "sha256": "string",
+    "width": "Int64",
+    "height": "Int64",
+    "bytes": "Int64",
+    "url": "string",
+    "attempts": "Int64",
+    "latency_s": "Float64",
+    "started_at": "string",
+    "finished_at": "string",
+    "task_id": "string",
+    "reused": "boolean",
+    "produced_by_run": "string",
 }
-BILLED = {"ok", "cached", "unsafe", "download_expired", "in_doubt"}
+#: image statuses whose request was billed (in_doubt: may have been)
+BILLED = frozenset({*status_billed, Status.IN_DOUBT})
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
-def build(plan: Plan, journal: jr.Journal, run_id: str, ran: set[str]) -> pd.DataFrame:
-    """The manifest of a plan as the journal records it now."""
+def build(plan: Plan, journal: jr.Journal, run_id: str) -> pd.DataFrame:
+    """The manifest of a plan as the journal records it now, seen from the run `run_id`."""
     states = journal.states({t.id for t in plan.tasks})
     attempts = journal.attempts({t.id for t in plan.tasks})
     sent = journal.sent_params(t.id for t in plan.tasks if t.deferred)
@@ -51,63 +86,79 @@ def build(plan: Plan, journal: jr.Journal, run_id: str, ran: set[str]) -> pd.Dat
         params = {**task.params, **sent.get(task.id, {})}
         for n, image_id in enumerate(ids):
             img = images.get(image_id)
-            status = image_status(st, img, task.id in ran)
+            status = image_status(st, img)
             rel = (img or {}).get("file") or (task.outputs[n] if n < len(task.outputs) else None)
-            ok = status in ("ok", "cached")
+            ok = status == Status.OK
             # an image the API returned is billed even if its download then failed
-            billed = status in BILLED or (img is not None and status == "failed")
-            records.append({
-                "schema_version": SCHEMA_VERSION, "run_id": run_id,
-                "recipe": str(plan.recipe.shown), "recipe_sha256": plan.recipe.sha256,
-                "row_index": task.row_index, "row_key": task.row_key,
-                "matrix": json.dumps(dict(task.matrix), sort_keys=True, default=str),
-                "step_id": task.step_id, "op": task.op, "provider": plan.provider,
-                "endpoint": task.endpoint, "model": task.model, "image_id": image_id,
-                "parent_image_id": task.parent_image_id,
-                "image_index": task.image_indexes[min(n, len(task.image_indexes) - 1)],
-                "prompt": params.get("prompt"),
-                "api_prompt": (img or {}).get("api_prompt"),
-                "negative_prompt": params.get("negative_prompt"),
-                "seed": (img or {}).get("seed") if (img or {}).get("seed") is not None else task.seed,
-                "seed_source": task.seed_source,
-                "aspect_ratio": params.get("aspect_ratio"),
-                "resolution": (img or {}).get("resolution") or params.get("resolution"),
-                "rendering_speed": params.get("rendering_speed"),
-                "style_type": (img or {}).get("style_type") or params.get("style_type"),
-                "magic_prompt": params.get("magic_prompt"),
-                "is_image_safe": None if not img or img.get("is_image_safe") is None
-                else bool(img["is_image_safe"]),
-                "description": (img or {}).get("description"),
-                "status": status,
-                "error": (img or {}).get("error") or (st.error if st and not ok else None),
-                "cost_usd": (per_image if billed else 0.0) if per_image is not None
-                else None,
-                "file": rel if ok else None,
-                "sha256": (img or {}).get("sha256") if ok else None,
-                "width": (img or {}).get("width"), "height": (img or {}).get("height"),
-                "bytes": (img or {}).get("bytes"), "url": (img or {}).get("url"),
-                "attempts": att.get("attempts", 0),
-                "latency_s": att.get("latency_s"),
-                "started_at": _iso(att.get("started_at")),
-                "finished_at": _iso(att.get("finished_at")),
-                "task_id": task.id,
-            })
+            billed = status in BILLED or (img is not None and status == Status.FAILED)
+            produced_by = att.get("run_id") if status not in NOT_STARTED else None
+            records.append(
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "run_id": run_id,
+                    "recipe": str(plan.recipe.shown),
+                    "recipe_sha256": plan.recipe.sha256,
+                    "row_index": task.row_index,
+                    "row_key": task.row_key,
+                    "matrix": json.dumps(dict(task.matrix), sort_keys=True, default=str),
+                    "step_id": task.step_id,
+                    "op": task.op,
+                    "provider": plan.provider,
+                    "endpoint": task.endpoint,
+                    "model": task.model,
+                    "image_id": image_id,
+                    "parent_image_id": task.parent_image_id,
+                    "image_index": task.image_indexes[min(n, len(task.image_indexes) - 1)],
+                    "prompt": params.get("prompt"),
+                    "api_prompt": (img or {}).get("api_prompt"),
+                    "negative_prompt": params.get("negative_prompt"),
+                    "seed": (img or {}).get("seed") if (img or {}).get("seed") is not None else task.seed,
+                    "seed_source": task.seed_source,
+                    "aspect_ratio": params.get("aspect_ratio"),
+                    "resolution": (img or {}).get("resolution") or params.get("resolution"),
+                    "rendering_speed": params.get("rendering_speed"),
+                    "style_type": (img or {}).get("style_type") or params.get("style_type"),
+                    "magic_prompt": params.get("magic_prompt"),
+                    "is_image_safe": None
+                    if not img or img.get("is_image_safe") is None
+                    else bool(img["is_image_safe"]),
+                    "description": (img or {}).get("description"),
+                    "status": status,
+                    "error": (img or {}).get("error") or (st.error if st and not ok else None),
+                    "cost_usd": (per_image if billed else 0.0) if per_image is not None else None,
+                    "file": rel if ok else None,
+                    "sha256": (img or {}).get("sha256") if ok else None,
+                    "width": (img or {}).get("width"),
+                    "height": (img or {}).get("height"),
+                    "bytes": (img or {}).get("bytes"),
+                    "url": (img or {}).get("url"),
+                    "attempts": att.get("attempts", 0),
+                    "latency_s": att.get("latency_s"),
+                    "started_at": _iso(att.get("started_at")),
+                    "finished_at": _iso(att.get("finished_at")),
+                    "task_id": task.id,
+                    "reused": ok and produced_by != run_id,
+                    "produced_by_run": produced_by,
+                }
+            )
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     return frame.astype(COLUMNS)
 
 
-def image_status(st: jr.TaskState | None, img: Mapping[str, Any] | None, ran: bool) -> str:
-    """The manifest status of one planned image."""
+NOT_STARTED = frozenset({Status.PENDING, Status.SKIPPED_BUDGET, Status.SKIPPED_PARENT})
+
+
+def image_status(st: jr.TaskState | None, img: Mapping[str, Any] | None) -> Status:
+    """The manifest status of one planned image: `ok` whichever run produced it."""
     if st is None:
-        return "pending"
-    if st.status in (jr.DONE, jr.RESPONDED) and img is not None:
-        s = img["status"]
-        if s == "ok":
-            return "ok" if ran else "cached"
-        return "failed" if s == "pending" else s
-    if st.status in (jr.DONE, jr.RESPONDED):
-        return "failed"
-    return {jr.SENDING: jr.IN_DOUBT}.get(st.status, st.status)
+        return Status.PENDING
+    task = Status(st.status)
+    if task in (Status.DONE, Status.RESPONDED):
+        if img is None:
+            return Status.FAILED  # the answer had fewer images than asked for
+        s = Status(img["status"])
+        return Status.NOT_SAVED if s == Status.PENDING else s
+    return Status.IN_DOUBT if task == Status.SENDING else task
 
 
 def _iso(ts: float | None) -> str | None:
@@ -175,9 +226,10 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         values = frame[col]
         if dtype == "boolean":
-            values = values.map(lambda v: v if isinstance(v, bool) else
-                                {"true": True, "false": False}.get(str(v).lower()),
-                                na_action="ignore")
+            values = values.map(
+                lambda v: v if isinstance(v, bool) else {"true": True, "false": False}.get(str(v).lower()),
+                na_action="ignore",
+            )
         elif dtype in ("Int64", "Float64"):
             values = pd.to_numeric(values, errors="coerce")
         frame[col] = values.astype(dtype)

@@ -30,8 +30,13 @@ if TYPE_CHECKING:
 CHROMIUM = Path(os.environ.get("IDEOPIPE_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 ARGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-quic",
 )
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")  # none of these touch the network
@@ -49,8 +54,9 @@ def unavailable() -> str | None:
 
 
 # JS: how many elements matching a selector are visible (pass the selector as the argument).
-COUNT_VISIBLE = ("(sel) => Array.from(document.querySelectorAll(sel))"
-                 ".filter((el) => el.offsetParent !== null).length")
+COUNT_VISIBLE = (
+    "(sel) => Array.from(document.querySelectorAll(sel)).filter((el) => el.offsetParent !== null).length"
+)
 
 # Use as a decorator. A missing Chromium fails the test (with the reason) rather than
 # skipping it: .ci/run installs Debian's chromium, and a silent skip would hide a gap.
@@ -98,8 +104,14 @@ class Session:
 
 
 @contextmanager
-def open_page(path: Path, *, width: int = 1440, height: int = 900, timeout_ms: int = 15_000,
-              init_script: str | None = None) -> Iterator[Session]:
+def open_page(
+    path: Path,
+    *,
+    width: int = 1440,
+    height: int = 900,
+    timeout_ms: int = 15_000,
+    init_script: str | None = None,
+) -> Iterator[Session]:
     """Open a local HTML file in headless Chromium with a fresh, throwaway profile."""
     from playwright.sync_api import sync_playwright
 

@@ -37,7 +37,8 @@ def write(tmp: Path, body: str, name: str = "recipe.yaml") -> Path:
 @pytest.fixture
 def spring(tmp_path: Path) -> Path:
     """recipes/spring-launch.yaml and its CSV, copied into tmp_path."""
-    shutil.copytree(REPO / "recipes", tmp_path / "recipes")
+    shutil.copytree(REPO / "recipes", tmp_path / "recipes",
+                    ignore=shutil.ignore_patterns("out", "*.lock.json"))
     return tmp_path / "recipes" / "spring-launch.yaml"
 
 

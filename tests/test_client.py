@@ -54,7 +54,9 @@ def client(bad: BadServer, *, total: float = 10.0, attempts: int = 4, key: str =
 def call(c: Client, url: str | None = None) -> wire.Result:
     target = url or c.provider.url(PATH)
     assert ENDPOINT is not None
-    return c.call(ENDPOINT, lambda: wire.WireRequest(target, fields=[("prompt", "p")])).result
+    result = c.call(ENDPOINT, lambda: wire.WireRequest(target, fields=[("prompt", "p")])).result
+    assert result is not None
+    return result
 
 
 # -- 1. the key never leaves for another host -----------------------------------------------
@@ -194,10 +196,13 @@ def test_plain_http_needs_allow_http_unless_loopback(base, allow, ok):
 
 @pytest.mark.parametrize("body", ["not json", "<html>502</html>", [1, 2], {"data": "x"},
                                   {"data": [1]}, {"nodata": True}, ""])
-def test_an_unusable_200_is_outcome_unknown_not_a_crash(bad, body):
+def test_an_unusable_200_is_a_reply_without_a_result_not_a_crash(bad, body):
     bad.script(PATH, Reply(200, body))
-    with pytest.raises(OutcomeUnknown, match="unreadable response"):
-        call(client(bad))
+    c = client(bad)
+    assert ENDPOINT is not None
+    reply = c.call(ENDPOINT, lambda: wire.WireRequest(c.provider.url(PATH), fields=[("p", "p")]))
+    assert reply.result is None and reply.problem and reply.attempts == 1
+    assert len(bad.seen) == 1  # billed once: never sent again
 
 
 @pytest.mark.parametrize(("item", "field", "expected"), [

@@ -69,8 +69,8 @@ def test_kill_loop_keeps_every_paid_image(emulator, tmp_path: Path):
     assert len(frame) == 60  # 15 rows x (2 hero + 2 remix)
     statuses = Counter(frame["status"])
     # every planned image is on disk and intact, or honestly in_doubt (or below one)
-    assert set(statuses) <= {"ok", "cached", "in_doubt", "skipped_parent"}, statuses
-    for row in frame[frame["status"].isin(["ok", "cached"])].itertuples():
+    assert set(statuses) <= {"ok", "in_doubt", "skipped_parent"}, statuses
+    for row in frame[frame["status"] == "ok"].itertuples():
         assert file_sha256(out / row.file) == row.sha256
     # no request billed twice, except the in_doubt ones
     ledger = emulator.ledger()
@@ -79,7 +79,7 @@ def test_kill_loop_keeps_every_paid_image(emulator, tmp_path: Path):
     assert doubled == 0
     in_doubt = statuses.get("in_doubt", 0)
     assert ledger["billed_total"] <= 60 + in_doubt
-    ok = statuses.get("ok", 0) + statuses.get("cached", 0)
+    ok = statuses.get("ok", 0)
     assert ledger["billed_total"] >= ok
     # no partial file sits at a final path, and no temp file was left behind for long
     for p in out.rglob("*.png"):
@@ -127,7 +127,7 @@ def test_disk_full_stops_cleanly_and_resumes(emulator, small_disk: Path, tmp_pat
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     frame = read_manifest(small_disk / "manifest.csv")
     assert len(frame) == 80
-    assert set(frame["status"]) <= {"ok", "cached", "in_doubt", "skipped_parent"}, second.stderr
+    assert set(frame["status"]) <= {"ok", "in_doubt", "skipped_parent"}, second.stderr
     billed = Counter(e["request_sha256"] for e in emulator.ledger()["entries"] if e["billed"])
     assert all(n == 1 for n in billed.values())
 

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import csv
+import gc
 import hashlib
 import json
+import os
 import re
 import shutil
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from PIL import Image
 
+from pipeline import ops
 from pipeline.api import plan_file
 from pipeline.cli import main
 from pipeline.errors import RecipeError
 from pipeline.planner import Plan, Task, plan
+from pipeline.planner.rerun import reproduce_params, rerun_tasks
 from pipeline.recipe import load_recipe
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,7 +40,8 @@ def write(tmp: Path, body: str, name: str = "recipe.yaml", head: bool = True) ->
 @pytest.fixture
 def spring(tmp_path: Path) -> Path:
     """recipes/spring-launch.yaml and its CSV, copied into tmp_path."""
-    shutil.copytree(REPO / "recipes", tmp_path / "recipes")
+    shutil.copytree(REPO / "recipes", tmp_path / "recipes",
+                    ignore=shutil.ignore_patterns("out", "*.lock.json"))
     return tmp_path / "recipes" / "spring-launch.yaml"
 
 
@@ -528,3 +535,263 @@ def test_same_problem_on_many_rows_is_folded(tmp_path: Path):
     messages = [p.message for p in info.value.problems]
     assert messages.count("undefined variable: 'missing' is undefined") == 5
     assert messages[-1] == "... the same problem on 7 more rows"
+
+
+# -- purity: planning changes no process-wide state -------------------------------------------
+
+
+@pytest.mark.parametrize("gc_enabled", [True, False])
+def test_plan_leaves_gc_as_it_found_it(tmp_path: Path, gc_enabled: bool):
+    (tmp_path / "rows.csv").write_text("product\nmug\nhat\n", encoding="utf-8")
+    path = write(tmp_path, """\
+        rows: {csv: rows.csv}
+        steps: [{id: a, op: generate, prompt: "{{ product }}"}]
+        """)
+    was, threshold = gc.isenabled(), gc.get_threshold()
+    try:
+        (gc.enable if gc_enabled else gc.disable)()
+        assert len(plan_file(path).tasks) == 2
+        assert gc.isenabled() is gc_enabled
+        assert gc.get_threshold() == threshold
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_plan_leaves_the_csv_field_limit_alone(tmp_path: Path):
+    (tmp_path / "rows.csv").write_text("product\n" + "x" * 200_000 + "\n", encoding="utf-8")
+    path = write(tmp_path, """\
+        rows: {csv: rows.csv}
+        steps: [{id: a, op: generate, prompt: "{{ product[:10] }}"}]
+        """)
+    before = csv.field_size_limit()
+    try:
+        csv.field_size_limit(1234)
+        plan_file(path)
+        assert csv.field_size_limit() == 1234
+    finally:
+        csv.field_size_limit(before)
+
+
+def test_an_edited_input_image_gets_its_new_digest_in_the_same_process(images: Path):
+    path = write(images, "steps: [{id: a, op: remix, image: img.png, prompt: x}]\n")
+    first = plan_file(path).tasks[0]
+    stat = (images / "img.png").stat()
+    Image.new("RGB", (64, 64), (30, 200, 30)).save(images / "img.png")  # same size, new pixels
+    os.utime(images / "img.png", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    second = plan_file(path).tasks[0]
+    digest = hashlib.sha256((images / "img.png").read_bytes()).hexdigest()
+    assert second.images["image"][0].digest == digest != first.images["image"][0].digest
+    assert second.id != first.id  # a changed input is a new request
+
+
+def test_a_broken_image_fixed_in_place_plans_in_the_same_process(images: Path):
+    path = write(images, "steps: [{id: a, op: remix, image: text.png, prompt: x}]\n")
+    with pytest.raises(RecipeError, match="not a PNG, JPEG or WebP"):
+        plan_file(path)
+    Image.new("RGB", (8, 8)).save(images / "text.png", format="PNG")
+    assert plan_file(path).tasks[0].images["image"][0].digest
+
+
+def test_the_cyclic_collector_keeps_running_while_planning(tmp_path: Path):
+    """A planner that switched gc off (even if it switched it back on) would see no collection."""
+    rows = "".join(f"p{i}\n" for i in range(3000))
+    (tmp_path / "rows.csv").write_text("product\n" + rows, encoding="utf-8")
+    path = write(tmp_path, """\
+        rows: {csv: rows.csv}
+        steps: [{id: a, op: generate, prompt: "{{ product }}"}]
+        """)
+    seen: list[str] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        seen.append(phase)
+
+    was = gc.isenabled()
+    gc.enable()
+    gc.callbacks.append(count)
+    try:
+        plan_file(path)
+    finally:
+        gc.callbacks.remove(count)
+        (gc.enable if was else gc.disable)()
+    assert "start" in seen
+
+
+# -- output names every file system accepts (checked before anything is spent) -----------------
+
+LONG_OK = "a" * 236  # + ".png" = 240 bytes: 255 with the 15 of `.<name>.<8 random>.part`
+NAMES_REFUSED = [
+    ("component-too-long", [LONG_OK + "b"],
+     r"the name 'a{37}\.\.\.' is 241 bytes; a file name may have at most 240"),
+    ("multibyte-too-long", ["é" * 119],  # 119 characters, 238 bytes + ".png"
+     r"is 242 bytes; a file name may have at most 240"),
+    ("path-too-long", ["/".join(["d" * 200] * 21)], r"the full path would be [\d,]+ bytes"),
+    ("file-and-folder", ["x", "x.png/y"], r"'x\.png' would be a file and also the folder of 'x\.png/y\.png'"),
+    ("case", ["Hat", "hat"], r"'Hat\.png' and 'hat\.png' are the same file on case-insensitive"),
+    ("nfc-nfd", ["caf\u00e9", "cafe\u0301"], r"are the same file on case-insensitive or Unicode"),
+    ("case-folder", ["Shoes/a", "shoes/a"], r"'Shoes/a\.png' and 'shoes/a\.png' are the same file"),
+    ("case-file-and-folder", ["X", "x.png/y"], r"'X\.png' would be a file and also the folder"),
+]
+
+
+def names_recipe(tmp: Path, names: list[str], extra: str = "") -> Path:
+    rows = ", ".join("{n: " + json.dumps(n) + "}" for n in names)
+    return write(tmp, f"""\
+        rows: [{rows}]
+        steps: [{{id: a, op: generate, prompt: x}}]
+        output: {{dir: out, file: "{{{{ n }}}}.png"{extra}}}
+        """)
+
+
+@pytest.mark.parametrize(("names", "match"), [pytest.param(n, m, id=i) for i, n, m in NAMES_REFUSED])
+def test_unsafe_output_names_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         names: list[str], match: str):
+    path = names_recipe(tmp_path, names)
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(RecipeError, match=match):
+        plan_file(path)
+    assert main(["run", str(path), "--provider", "emulator", "--yes"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    where = rf"^{re.escape(str(path))}:{text_line(path, 'output:')}:\d+: output\.file: "
+    assert re.search(where + f".*{match}", err, re.MULTILINE), err
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written, nothing sent
+
+
+def text_line(path: Path, start: str) -> int:
+    """The 1-based line of `path` that starts with `start`."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(n for n, line in enumerate(lines, 1) if line.startswith(start))
+
+
+def test_longest_allowed_name_plans(tmp_path: Path):
+    p = plan_file(names_recipe(tmp_path, [LONG_OK, "é" * 118]))
+    assert [t.outputs[0] for t in p.tasks] == [LONG_OK + ".png", "é" * 118 + ".png"]
+
+
+def test_every_name_problem_is_reported_at_once(tmp_path: Path):
+    path = names_recipe(tmp_path, [LONG_OK + "b", "Hat", "hat", "x", "x.png/y"])
+    with pytest.raises(RecipeError) as info:
+        plan_file(path)
+    messages = " | ".join(p.message for p in info.value.problems)
+    assert "241 bytes" in messages
+    assert "'Hat.png' and 'hat.png'" in messages
+    assert "would be a file and also the folder" in messages
+
+
+def test_case_collisions_can_be_allowed_explicitly(tmp_path: Path):
+    path = names_recipe(tmp_path, ["Hat", "hat", "caf\u00e9", "cafe\u0301"],
+                        ", allow_case_collisions: true")
+    assert [t.outputs[0] for t in plan_file(path).tasks] == \
+        ["Hat.png", "hat.png", "caf\u00e9.png", "cafe\u0301.png"]
+    with pytest.raises(RecipeError, match="would be a file and also the folder"):
+        plan_file(names_recipe(tmp_path, ["x", "x.png/y"], ", allow_case_collisions: true"))
+
+
+# -- never send "None" ----------------------------------------------------------------------------
+
+CHAIN_WITHOUT_PROMPT = """\
+    steps:
+      - {{id: up, op: upscale, image: img.png}}
+      - {{id: re, op: remix, input: up, prompt: "{prompt}"}}
+    """
+
+
+def test_input_prompt_of_a_parent_without_one_is_a_plan_error(images: Path):
+    path = write(images, CHAIN_WITHOUT_PROMPT.format(prompt="{{ input.prompt }} as watercolour"))
+    with pytest.raises(RecipeError, match=r"steps\[1\]\.prompt: input\.prompt has no value "
+                                          r"\(write \{\{ input\.prompt \| default\(''\) \}\}"):
+        plan_file(path)
+
+
+def test_input_prompt_default_gives_an_empty_text(images: Path):
+    path = write(images, CHAIN_WITHOUT_PROMPT.format(
+        prompt="{{ input.prompt | default('') }} as watercolour"))
+    remix = plan_file(path).tasks[1]
+    assert remix.params["prompt"] == " as watercolour"
+
+
+def test_input_prompt_of_a_parent_with_one_is_its_prompt(tmp_path: Path):
+    p = plan_file(write(tmp_path, """\
+        steps:
+          - {id: g, op: generate, prompt: a mug}
+          - {id: re, op: remix, input: g, prompt: "{{ input.prompt }} as watercolour"}
+        """))
+    assert p.tasks[1].params["prompt"] == "a mug as watercolour"
+
+
+@pytest.mark.parametrize("template", ["{{ product }}", "{{ row.product }} on white",
+                                      "{{ row['product'] }}", "{{ vars_none }}"])
+def test_a_null_value_is_refused_not_sent_as_none(tmp_path: Path, template: str):
+    (tmp_path / "rows.jsonl").write_text('{"product": null}\n', encoding="utf-8")
+    path = write(tmp_path, f"""\
+        vars: {{vars_none: null}}
+        rows: {{jsonl: rows.jsonl}}
+        steps: [{{id: a, op: generate, prompt: "{template}"}}]
+        """)
+    with pytest.raises(RecipeError, match=r"has no value") as info:
+        plan_file(path)
+    assert "None" not in str(info.value).replace("(it is None)", "")
+
+
+def test_run_time_fields_follow_the_documented_rules():
+    from pipeline import templating
+    from pipeline.planner.runtime import parent_input, step_results
+
+    look = step_results([{"description": "", "api_prompt": None, "seed": None, "file": None}])
+    ctx = {"steps": {"look": look}, "input": parent_input({"prompt": "a mug"}, {"api_prompt": None})}
+    assert templating.render("[{{ steps.look.text }}|{{ steps.look.api_prompt }}]", ctx) == "[|]"
+    assert templating.render("[{{ input.api_prompt }}] {{ input.prompt }}", ctx) == "[] a mug"
+    for field in ("steps.look.seed", "steps.look.file", "input.seed", "steps.look.prompts[0]"):
+        source = "{{ " + field + " }}"
+        if field.endswith("[0]"):
+            assert templating.render(source, ctx) == ""
+            continue
+        with pytest.raises(templating.MissingValue, match=re.escape(field) + " has no value"):
+            templating.render(source, ctx)
+    assert templating.render("{{ steps.look.seed | default(7) }}", ctx) == "7"
+    assert step_results([])["text"] == ""
+
+
+# -- reruns send only what the endpoint takes -----------------------------------------------------
+
+REPRODUCE = [
+    ("upscale-without-prompt", ops.Op.UPSCALE, "V_2", {"resemblance": 80},
+     {"resemblance": 80, "magic_prompt": "OFF"}),
+    ("upscale-with-prompt", ops.Op.UPSCALE, "V_2", {"prompt": "a mug"},
+     {"prompt": "API: a mug", "magic_prompt": "OFF"}),
+    ("legacy-magic-version-dropped", ops.Op.GENERATE, "V_2",
+     {"prompt": "a", "magic_prompt": "AUTO", "magic_prompt_version": "V_0"},
+     {"prompt": "API: a mug", "magic_prompt": "OFF"}),
+    ("v3-generate", ops.Op.GENERATE, "V_3", {"prompt": "a", "rendering_speed": "TURBO"},
+     {"prompt": "API: a mug", "rendering_speed": "TURBO", "magic_prompt": "OFF"}),
+    ("describe-takes-neither", ops.Op.DESCRIBE, "V_2", {}, {}),
+]
+
+
+@pytest.mark.parametrize(("op", "model", "params", "sent"),
+                         [pytest.param(*r[1:], id=r[0]) for r in REPRODUCE])
+def test_reproduce_sends_only_what_the_endpoint_takes(op: ops.Op, model: str,
+                                                      params: dict[str, Any], sent: dict[str, Any]):
+    endpoint = ops.endpoint_for(op, model)
+    assert endpoint is not None
+    assert reproduce_params(endpoint, params, {"seed": 5, "api_prompt": "API: a mug"}) == sent
+
+
+@pytest.mark.parametrize("recorded", [None, "", float("nan")])
+def test_reproduce_keeps_the_prompt_when_none_was_recorded(recorded: Any):
+    endpoint = ops.endpoint_for(ops.Op.GENERATE, "V_3")
+    assert endpoint is not None
+    assert reproduce_params(endpoint, {"prompt": "a"}, {"api_prompt": recorded})["prompt"] == "a"
+
+
+def test_rerun_tasks_never_record_none_or_nan_as_a_prompt(tmp_path: Path):
+    row = SimpleNamespace(task_id="t1", image_id="i1", step_id="up", op="upscale",
+                          endpoint="/upscale", model="V_2", row_index=0, row_key="1", matrix="{}",
+                          seed=5, image_index=0, file="1/up.png", api_prompt=float("nan"),
+                          cost_usd=float("nan"))
+    spec = {"params": {"resemblance": 80}, "images": {"image": ["step:p1"]}, "family": "legacy"}
+    tasks, reproduce = rerun_tasks([row], {"t1": spec}, tmp_path, lambda iid: f"{iid}.png")
+    (task,) = tasks
+    assert task.params == {"resemblance": 80} and task.cost_usd is None
+    assert task.images["image"][0].value == str(tmp_path / "p1.png")
+    assert reproduce == {task.id: [{"seed": 5, "api_prompt": None}]}

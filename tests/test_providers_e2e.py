@@ -20,7 +20,8 @@ KEYS = {"IDEOGRAM_API_KEY": "k1", "AIHUBMIX_API_KEY": "k2", "CRAZYROUTER_API_KEY
 
 @pytest.mark.parametrize("flavor", ["ideogram", "aihubmix", "crazyrouter"])
 def test_catalog_refresh_through_each_provider(flavor, tmp_path: Path):
-    shutil.copytree(REPO / "recipes", tmp_path / "recipes")
+    shutil.copytree(REPO / "recipes", tmp_path / "recipes",
+                    ignore=shutil.ignore_patterns("out", "*.lock.json"))
     with Emulator(flavor=flavor) as em:
         result = api.run_file(tmp_path / "recipes" / "catalog-refresh.yaml",
                               RunOptions(base_url=em.base_url, yes=True, quiet=True,

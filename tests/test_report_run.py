@@ -18,10 +18,11 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def spring_run(emulator, tmp_path: Path):
     recipes = tmp_path / "recipes"
-    shutil.copytree(REPO / "recipes", recipes)
-    return api.run_file(recipes / "spring-launch.yaml",
-                        RunOptions(base_url=emulator.base_url, quiet=True, yes=True,
-                                   environ={"IDEOGRAM_API_KEY": "local"}))
+    shutil.copytree(REPO / "recipes", recipes, ignore=shutil.ignore_patterns("out", "*.lock.json"))
+    return api.run_file(
+        recipes / "spring-launch.yaml",
+        RunOptions(base_url=emulator.base_url, quiet=True, yes=True, environ={"IDEOGRAM_API_KEY": "local"}),
+    )
 
 
 def test_spring_launch_report_totals_match_the_manifest(spring_run):

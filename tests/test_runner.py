@@ -88,7 +88,8 @@ def test_second_run_costs_nothing(emulator, write_recipe):
     assert result.exit_code == 0
     assert emulator.ledger()["requests"] == before
     frame = read_manifest(result.manifest)
-    assert set(frame["status"]) == {"cached"}
+    assert set(frame["status"]) == {"ok"}  # ok whichever run produced it
+    assert frame["reused"].all() and frame["produced_by_run"].ne(result.run_id).all()
     assert result.spent_usd == 0
 
 
@@ -102,8 +103,10 @@ def test_editing_one_step_reruns_only_it_and_descendants(emulator, write_recipe)
     result = api.run_file(path, options(emulator))
     assert billed(emulator) - before == 8  # 4 remixes + 4 upscales
     frame = read_manifest(result.manifest)
-    assert (frame[frame["step_id"] == "hero"]["status"] == "cached").all()
-    assert (frame[frame["step_id"] != "hero"]["status"] == "ok").all()
+    assert set(frame["status"]) == {"ok"}
+    assert frame[frame["step_id"] == "hero"]["reused"].all()
+    assert not frame[frame["step_id"] != "hero"]["reused"].any()
+    assert (frame[frame["step_id"] != "hero"]["produced_by_run"] == result.run_id).all()
 
 
 def test_rate_limit_storm_is_retried_and_never_billed(emulator, write_recipe):
@@ -199,7 +202,8 @@ def test_credit_running_out_halfway_stops_then_resumes_without_redoing(emulator,
     second = api.run_file(path, options(emulator))
     assert second.exit_code == 0
     assert billed(emulator) == 12  # the 5 paid images were not requested again
-    assert second.counts.get("cached") == 5
+    frame = read_manifest(second.manifest)
+    assert second.counts == {"ok": 12} and int(frame["reused"].sum()) == 5
 
 
 def test_budget_refuses_before_sending(emulator, write_recipe):

@@ -94,9 +94,7 @@ def _binary_fields(schema: Mapping[str, Any]) -> dict[str, bool]:
     return out
 
 
-def parse(
-    endpoint: Endpoint, flavor: Flavor, content_type: str, body: bytes, fetch: Fetch
-) -> ApiRequest:
+def parse(endpoint: Endpoint, flavor: Flavor, content_type: str, body: bytes, fetch: Fetch) -> ApiRequest:
     """Parse and validate a request body, or raise a 400 / 413 Reject."""
     media = content_type.split(";", 1)[0].strip().lower()
     allowed = spec.content_types(endpoint.path)
@@ -109,8 +107,7 @@ def parse(
     else:
         raise Reject(
             400,
-            f"unsupported content type {media or '(none)'!r}: "
-            f"{endpoint.path} takes {' or '.join(allowed)}",
+            f"unsupported content type {media or '(none)'!r}: {endpoint.path} takes {' or '.join(allowed)}",
             reason="invalid",
         )
     for name, parts in files.items():
@@ -123,9 +120,7 @@ def parse(
                 )
     problems = spec.validate(instance, schema)
     if problems:
-        raise Reject(
-            400, f"request does not match the {endpoint.path} schema", problems, reason="invalid"
-        )
+        raise Reject(400, f"request does not match the {endpoint.path} schema", problems, reason="invalid")
     return ApiRequest(endpoint, instance, files)
 
 
@@ -171,9 +166,7 @@ def _from_json(
         if name not in instance:
             continue
         if not flavor.json_images:
-            raise Reject(
-                400, f"{name}: files must be sent as multipart/form-data parts", reason="invalid"
-            )
+            raise Reject(400, f"{name}: files must be sent as multipart/form-data parts", reason="invalid")
         value = instance[name]
         refs = value if is_array and isinstance(value, list) else [value]
         if not all(isinstance(r, str) for r in refs):
@@ -195,6 +188,4 @@ def image_ref(name: str, ref: str, fetch: Fetch) -> bytes:
     try:
         return base64.b64decode("".join(data.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise Reject(
-            400, f"{name}: neither an http(s) URL nor valid base64", reason="invalid"
-        ) from exc
+        raise Reject(400, f"{name}: neither an http(s) URL nor valid base64", reason="invalid") from exc

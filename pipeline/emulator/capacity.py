@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 
+from .config import Step
 from .reject import Reject
+
+
+def scheduled_limit(base: int, schedule: Iterable[Step], requests: int, seconds: float) -> int:
+    """The in-flight limit now: the last schedule step already reached, else `base`."""
+    limit = base
+    for unit, at, value in schedule:
+        if (requests if unit == "requests" else seconds) >= at:
+            limit = value
+    return limit
 
 
 class Capacity:
@@ -42,9 +53,7 @@ class Capacity:
                     reason="credit",
                 )
             if self._in_flight + images > limit:
-                raise Reject(
-                    429, "inflight_limit", reason="inflight_limit", headers={"Retry-After": "1"}
-                )
+                raise Reject(429, "inflight_limit", reason="inflight_limit", headers={"Retry-After": "1"})
             self._in_flight += images
             if self._credit is not None:
                 self._credit -= images

@@ -134,9 +134,7 @@ def inset(key: str, prompt: str, size: Size, source: Image.Image, share: float) 
 
 def upscale(key: str, source: Image.Image) -> Image.Image:
     """`source` at exactly twice its size, with a small seed-coloured mark in one corner."""
-    big = source.convert("RGB").resize(
-        (source.width * 2, source.height * 2), Image.Resampling.BILINEAR
-    )
+    big = source.convert("RGB").resize((source.width * 2, source.height * 2), Image.Resampling.BILINEAR)
     layout = _rng("upscale", key)
     side = max(1, min(big.size) // 16)
     ImageDraw.Draw(big).rectangle(

@@ -7,7 +7,7 @@ from typing import Any
 
 
 class Reject(Exception):
-    """Stop handling a request and answer `status` with {"error": ..., "details": [...]}."""
+    """Stop handling a request and answer `status` with {"error": ..., "details": [...]} or a payload."""
 
     def __init__(
         self,
@@ -16,6 +16,7 @@ class Reject(Exception):
         details: Sequence[str] = (),
         reason: str | None = None,
         headers: dict[str, str] | None = None,
+        payload: dict[str, Any] | None = None,
     ):
         super().__init__(f"{status} {error}")
         self.status = status
@@ -23,9 +24,12 @@ class Reject(Exception):
         self.details = list(details)
         self.reason = reason or str(status)
         self.headers = dict(headers or {})
+        self.payload = payload
 
     def body(self) -> dict[str, Any]:
-        """The JSON body of the answer."""
+        """The JSON body of the answer: the payload if one was given, else error and details."""
+        if self.payload is not None:
+            return dict(self.payload)
         out: dict[str, Any] = {"error": self.error}
         if self.details:
             out["details"] = self.details

@@ -21,7 +21,7 @@ from PIL import Image
 
 from pipeline import spec
 
-from . import drawing, sizes
+from . import drawing, sizes, texture
 from .bodies import ApiRequest
 from .rules import Images
 
@@ -146,9 +146,7 @@ def image_key(req: ApiRequest, prompt: str, seed: int, size: sizes.Size, scale: 
         params["style_type"] = style
     for name in NOT_IN_KEY:
         params.pop(name, None)
-    inputs = {
-        name: [hashlib.sha256(p).hexdigest() for p in parts] for name, parts in req.files.items()
-    }
+    inputs = {name: [hashlib.sha256(p).hexdigest() for p in parts] for name, parts in req.files.items()}
     return json.dumps(
         {
             "endpoint": req.endpoint.path,
@@ -165,7 +163,9 @@ def image_key(req: ApiRequest, prompt: str, seed: int, size: sizes.Size, scale: 
     )
 
 
-def run(req: ApiRequest, images: Images, rng: random.Random, scale: float) -> list[Result]:
+def run(
+    req: ApiRequest, images: Images, rng: random.Random, scale: float, realistic: bool = False
+) -> list[Result]:
     """Produce the request's images: one per seed, identical when the seed was given."""
     prompt = effective_prompt(req, images, rng)
     given = req.params.get("seed")
@@ -177,7 +177,7 @@ def run(req: ApiRequest, images: Images, rng: random.Random, scale: float) -> li
     out = []
     for seed in seeds:
         if seed not in made:
-            made[seed] = None if unsafe else _draw(req, images, prompt, seed, size, scale)
+            made[seed] = None if unsafe else _draw(req, images, prompt, seed, size, scale, realistic)
         if req.endpoint.op == "upscale":
             out.append(
                 Result(
@@ -194,11 +194,19 @@ def run(req: ApiRequest, images: Images, rng: random.Random, scale: float) -> li
 
 
 def _draw(
-    req: ApiRequest, images: Images, prompt: str, seed: int, size: sizes.Size, scale: float
+    req: ApiRequest,
+    images: Images,
+    prompt: str,
+    seed: int,
+    size: sizes.Size,
+    scale: float,
+    realistic: bool = False,
 ) -> bytes:
     key = image_key(req, prompt, seed, size, scale)
     op, source = req.endpoint.op, source_image(req, images)
     px = sizes.scaled(size, scale)
+    if realistic and op != "upscale":
+        return texture.realistic_png(key, prompt, px, {"prompt": prompt, "seed": str(seed)})
     if op == "upscale" and source is not None:
         img = drawing.upscale(key, source)
     elif op == "remix" and source is not None:
@@ -221,9 +229,7 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
 
 
-def response_body(
-    req: ApiRequest, results: Sequence[Result], urls: Sequence[str | None]
-) -> dict[str, Any]:
+def response_body(req: ApiRequest, results: Sequence[Result], urls: Sequence[str | None]) -> dict[str, Any]:
     """The spec-shaped JSON answer for a request's results."""
     style = style_type(req)
     data = []

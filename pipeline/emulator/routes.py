@@ -64,6 +64,8 @@ FLAVORS: dict[str, Flavor] = {
         Flavor("ideogram", "", bearer=False, json_images=False),
         Flavor("aihubmix", "/ideogram", bearer=False, json_images=False),
         Flavor("crazyrouter", "/ideogram", bearer=True, json_images=True),
+        # Ideogram's current API: served by service_v2.V2Service, not by match() below.
+        Flavor("ideogram-v2", "", bearer=False, json_images=False),
     )
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Mapping
 
 from PIL import Image, ImageChops
 
@@ -19,10 +20,12 @@ Images = dict[str, list[Image.Image]]
 
 def decode_images(req: ApiRequest) -> Images:
     """Every file part decoded with Pillow; anything but PNG, JPEG or WebP is a 400."""
-    out: Images = {}
-    for name, parts in req.files.items():
-        out[name] = [_decode(name, data) for data in parts]
-    return out
+    return decode_files(req.files)
+
+
+def decode_files(files: Mapping[str, list[bytes]]) -> Images:
+    """Each file part decoded with Pillow, by field name; a 400 Reject for an unreadable one."""
+    return {name: [_decode(name, data) for data in parts] for name, parts in files.items()}
 
 
 def _decode(name: str, data: bytes) -> Image.Image:
@@ -58,15 +61,13 @@ def check(req: ApiRequest, images: Images) -> None:
     problems = []
     model = params.get("model", "V_2")
     if ep.family == "legacy" and ep.op == "edit" and model not in EDIT_MODELS:
-        problems.append(
-            f"model: legacy /edit supports only {' and '.join(EDIT_MODELS)}, not {model}"
-        )
+        problems.append(f"model: legacy /edit supports only {' and '.join(EDIT_MODELS)}, not {model}")
     if ep.family == "legacy" and "style_type" in params and model in NO_STYLE_MODELS:
         problems.append(f"style_type: not allowed with model {model}")
     if "aspect_ratio" in params and "resolution" in params:
         problems.append("aspect_ratio and resolution are mutually exclusive: send one")
     if "mask" in images:
-        problems += _mask_problems(images["mask"][-1], _source(req, images))
+        problems += mask_problems(images["mask"][-1], _source(req, images))
     if problems:
         raise Reject(400, "invalid request", problems, reason="invalid")
 
@@ -75,7 +76,8 @@ def _source(req: ApiRequest, images: Images) -> Image.Image:
     return images["image" if req.endpoint.family == "v3" else "image_file"][-1]
 
 
-def _mask_problems(mask: Image.Image, image: Image.Image) -> list[str]:
+def mask_problems(mask: Image.Image, image: Image.Image) -> list[str]:
+    """Why `mask` cannot mask `image`: a different size, or colours besides black and white."""
     problems = []
     if mask.size != image.size:
         problems.append(

@@ -16,6 +16,7 @@ from typing import Any
 from .config import EmulatorConfig
 from .routes import FLAVORS
 from .service import Answer, Service
+from .service_v2 import V2Service
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/files/"):
             self._download(path)
         else:
-            self._json(Answer(404, {"error": f"no such resource: GET {path}"}))
+            self._json(service.get(self.path, self.headers))
 
     def do_POST(self) -> None:
         body = self._read_body()
@@ -210,7 +211,7 @@ class Emulator:
         config = config or EmulatorConfig()
         if overrides:
             config = replace(config, **overrides)
-        self._service = Service(config)
+        self._service = (V2Service if config.flavor == "ideogram-v2" else Service)(config)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import requests
 
 from . import bodies, render, routes, rules
-from .capacity import Capacity
+from .capacity import Capacity, scheduled_limit
 from .config import RUNTIME_KNOBS, EmulatorConfig
 from .faults import Faults
 from .ledger import Entry, Ledger
@@ -90,6 +90,7 @@ class Service:
         self._rng_lock = threading.Lock()
         self.faults = Faults(random.Random(None if seed is None else f"{seed}:faults"))
         self.revoked = False
+        self._first_request: float | None = None
 
     # ---- settings -------------------------------------------------------------------
 
@@ -104,6 +105,7 @@ class Service:
             "revoked": self.revoked,
             "credit": self.capacity.credit,
             "in_flight": self.capacity.in_flight,
+            "max_in_flight_now": self.limit_now(),
             "pending_faults": self.faults.pending(),
         }
 
@@ -134,11 +136,30 @@ class Service:
             self.capacity.set_credit(credit)
         return Answer(200, {"ok": True, **self.state()})
 
+    def limit_now(self) -> int:
+        """The in-flight image limit in force: max_in_flight, or the schedule's current step."""
+        cfg = self.config
+        if not cfg.limit_schedule:
+            return cfg.max_in_flight
+        started = self._first_request
+        seconds = 0.0 if started is None else time.monotonic() - started
+        return scheduled_limit(cfg.max_in_flight, cfg.limit_schedule, self.ledger.request_count(), seconds)
+
+    def note_request(self) -> None:
+        """Start the schedule's clock at the first API request."""
+        if self._first_request is None:
+            self._first_request = time.monotonic()
+
+    def get(self, path: str, headers: routes.Headers) -> Answer:
+        """Answer a GET outside /_ledger, /_control and /files: the v1 flavors serve none."""
+        return Answer(404, {"error": f"no such resource: GET {path.split('?', 1)[0]}"})
+
     # ---- API requests ---------------------------------------------------------------
 
     def api(self, path: str, headers: routes.Headers, body: bytes) -> Answer:
         """Answer one API request and record it in the ledger."""
         cfg = self.config
+        self.note_request()
         flavor = routes.FLAVORS[cfg.flavor]
         name, sha, images = path.split("?", 1)[0], bodies.raw_sha256(path, body), 0
         fault: str | None = None
@@ -156,9 +177,7 @@ class Service:
             if fault == "drop":
                 self.ledger.record(Entry(name, sha, images, False, "drop"))
                 return Answer(drop=True)
-            req = bodies.parse(
-                endpoint, flavor, headers.get("Content-Type") or "", body, self._fetch
-            )
+            req = bodies.parse(endpoint, flavor, headers.get("Content-Type") or "", body, self._fetch)
             sha, images = req.sha256(), req.num_images
             decoded = rules.decode_images(req)
             rules.check(req, decoded)
@@ -178,7 +197,7 @@ class Service:
 
     def _run(self, req: bodies.ApiRequest, decoded: rules.Images, cfg: EmulatorConfig) -> Answer:
         images, billed = req.num_images, False
-        self.capacity.admit(images, cfg.max_in_flight)
+        self.capacity.admit(images, self.limit_now())
         try:
             if cfg.latency_ms > 0:
                 time.sleep(cfg.latency_ms / 1000.0)
@@ -187,11 +206,8 @@ class Service:
             else:
                 with self._rng_lock:
                     rng = random.Random(self._rng.getrandbits(64))
-                results = render.run(req, decoded, rng, cfg.image_scale)
-                urls = [
-                    self.file_url(self.store.add(r.png, cfg.url_ttl)) if r.png else None
-                    for r in results
-                ]
+                results = render.run(req, decoded, rng, cfg.image_scale, cfg.realistic)
+                urls = [self.file_url(self.store.add(r.png, cfg.url_ttl)) if r.png else None for r in results]
                 body = render.response_body(req, results, urls)
             billed = True
         finally:
@@ -206,9 +222,7 @@ class Service:
         """Bytes behind an image URL: our own files from memory, other loopback URLs by GET."""
         parts = urlsplit(url)
         if not _is_loopback(parts.hostname):
-            raise Reject(
-                400, f"refusing to fetch {url}: only loopback URLs are fetched", reason="invalid"
-            )
+            raise Reject(400, f"refusing to fetch {url}: only loopback URLs are fetched", reason="invalid")
         own = urlsplit(self.root_url)
         found = FILE_PATH.match(parts.path)
         if found and parts.port == own.port:
@@ -225,9 +239,7 @@ class Service:
             raise Reject(400, f"could not fetch {url}: {exc}", reason="invalid") from exc
         with response:
             if response.status_code != 200:
-                raise Reject(
-                    400, f"could not fetch {url}: HTTP {response.status_code}", reason="invalid"
-                )
+                raise Reject(400, f"could not fetch {url}: HTTP {response.status_code}", reason="invalid")
             return response.content
 
     # ---- downloads ------------------------------------------------------------------

@@ -1,72 +1,117 @@
-"""Downloading a task's result images and journaling each outcome."""
+"""Result images: downloaded once into the store, materialised at their output names.
+
+An answered task is paid for: from here on no local failure (a name the file system
+refuses, a file-versus-folder clash, a full disk, a bug) makes it be sent again. Such an
+image is journaled `not_saved`; the next run writes it from the store, or downloads it
+again while its URL lives (`download_expired` after).
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .. import download
-from .. import journal as jr
-from ..errors import DownloadError, DownloadExpired
+from ..errors import DownloadError, DownloadExpired, StorageError
+from ..files import PathRefused
 from ..planner import Task
 from ..status import Status
+from ..store import Store, file_sha256
 from .context import RunContext
+
+#: image statuses the next visit tries to write again (from the store or the URL)
+REDO = frozenset({Status.OK, Status.PENDING, Status.FAILED, Status.NOT_SAVED})
 
 
 class Downloader:
-    """Fetches announced images to their output names; children see them once journaled."""
+    """Fetches announced images into the store; children see them once journaled."""
 
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
+        self.store = Store(ctx.out_dir)
 
     def redownload(self, task: Task) -> None:
-        """A task paid for earlier: keep intact files, fetch the others again."""
+        """A task paid for earlier: keep intact files, restore or fetch the others."""
         ctx = self.ctx
         st = ctx.journal.states([task.id])[task.id]
         rows = [dict(img) for img in st.images]
-        intact = {
-            img["image_id"]
-            for img in rows
-            if img["status"] == Status.OK
-            and img["file"]
-            and jr.file_sha256(ctx.out_dir / img["file"]) == img["sha256"]
-        }
         for img in rows:
-            if img["image_id"] in intact:
+            if (
+                img["status"] == Status.OK
+                and img["file"]
+                and file_sha256(ctx.out_dir / img["file"]) == img["sha256"]
+            ):
                 ctx.image_ready(img)
-            elif img["status"] in (Status.OK, Status.PENDING, Status.FAILED):
+            elif img["status"] in REDO and img["file"]:
                 img["status"] = Status.PENDING
         self.download_all(task, [r for r in rows if r["status"] == Status.PENDING])
 
     def download_all(self, task: Task, rows: list[dict[str, Any]]) -> None:
-        """Download every pending image of `rows`, then record all outcomes in one commit."""
+        """Write every pending image of `rows`, then record all outcomes in one commit."""
         ctx = self.ctx
         updates: list[dict[str, Any]] = []
         ready: list[dict[str, Any]] = []
+        stopped: StorageError | None = None
         for img in rows:
-            if img["status"] != Status.PENDING or not img.get("url"):
+            if img["status"] != Status.PENDING or (not img.get("url") and not img.get("sha256")):
                 if img["status"] == Status.OK and task.op == "describe":
                     ready.append(img)
                 continue
+            if stopped is not None:
+                updates.append(_not_saved(img, None, f"not written: {stopped}"))
+                continue
             try:
-                data = download.get(ctx.fetcher, img["url"], ctx.timeouts)
-                saved = download.save(data, ctx.out_dir / img["file"])
+                update = self._one(img)
             except DownloadError as exc:
                 status = Status.DOWNLOAD_EXPIRED if isinstance(exc, DownloadExpired) else Status.FAILED
                 updates.append({"image_id": img["image_id"], "status": status, "error": str(exc)})
                 ctx.note_failure()
                 continue
-            updates.append(
-                {
-                    "image_id": img["image_id"],
-                    "status": Status.OK,
-                    "file": img["file"],
-                    "sha256": saved.sha256,
-                    "width": saved.width,
-                    "height": saved.height,
-                    "bytes": saved.size,
-                }
-            )
-            ready.append({**img, "status": Status.OK, "sha256": saved.sha256})
+            except StorageError as exc:
+                sha = getattr(exc, "sha256", None)
+                updates.append(_not_saved(img, sha, str(exc)))
+                ctx.note_failure()
+                if not isinstance(exc, PathRefused):
+                    stopped = exc  # the disk itself refuses: stop after recording this task
+                continue
+            updates.append(update)
+            ready.append({**img, **update})
         ctx.journal.task_done(task.id, updates)
         for img in ready:  # only now may children use them: the journal knows the files
             ctx.image_ready(img)
+        if stopped is not None:
+            raise stopped
+
+    def _one(self, img: dict[str, Any]) -> dict[str, Any]:
+        """Put one image in the store (from the store itself when it is there) and name it."""
+        ctx = self.ctx
+        sha = img.get("sha256")
+        if sha and self.store.has(sha, verify=True):
+            with open(self.store.path(sha), "rb") as f:
+                data = f.read()
+        else:
+            if not img.get("url"):
+                raise DownloadError("no stored copy and no URL to download it from")
+            data = download.get(ctx.fetcher, img["url"], ctx.timeouts)
+        _, width, height = download.verify(data)
+        sha = self.store.put(data)
+        try:
+            path = self.store.materialise(sha, img["file"])
+        except StorageError as exc:
+            exc.sha256 = sha  # type: ignore[attr-defined]  # kept: the next run needs no download
+            raise
+        st = os.stat(path, follow_symlinks=False)
+        return {
+            "image_id": img["image_id"],
+            "status": Status.OK,
+            "file": img["file"],
+            "sha256": sha,
+            "width": width,
+            "height": height,
+            "bytes": len(data),
+            "mtime_ns": st.st_mtime_ns,
+        }
+
+
+def _not_saved(img: dict[str, Any], sha: str | None, error: str) -> dict[str, Any]:
+    return {"image_id": img["image_id"], "status": Status.NOT_SAVED, "sha256": sha, "error": error}

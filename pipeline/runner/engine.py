@@ -7,7 +7,6 @@ called, so a notebook can run it and stop it from another thread.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Mapping
@@ -17,11 +16,12 @@ from typing import Any
 
 from .. import journal as jr
 from .. import providers
-from ..errors import BudgetExceeded, StorageError
+from ..errors import StorageError
 from ..planner import Plan
 from ..status import Status
 from .context import RunContext
 from .options import EventKind, RunOptions, RunResult
+from .reconcile import check_budget, reconcile
 from .scheduler import Phase, Scheduler
 from .task import TaskWorker
 
@@ -63,8 +63,8 @@ class Run:
         started = _now()
         t0 = time.monotonic()
         try:
-            todo = self._reconcile()
-            self._check_budget(todo)
+            todo = reconcile(ctx, self.scheduler)
+            check_budget(ctx, self.scheduler, todo)
             summary = ctx.plan.summary()
             ctx.planned_usd = float(summary["cost_usd"])
             journal.begin_run(
@@ -97,115 +97,34 @@ class Run:
             ctx.stop("interrupted")
         return self._finish(time.monotonic() - t0)
 
-    # -- before anything is sent ----------------------------------------------
-
-    def _reconcile(self) -> list[str]:
-        """Decide, from the journal, what each task needs; returns the tasks to run."""
-        ctx, o, sched = self.ctx, self.ctx.o, self.scheduler
-        j = ctx.journal
-        for stale in ctx.out_dir.rglob(".*.part"):  # a killed run's unfinished writes
-            stale.unlink(missing_ok=True)
-        j.register(
-            ((t.id, t.step_id, t.op, t.row_key, t.cost_usd, json.dumps(t.to_json())) for t in ctx.plan.tasks),
-            "",
-        )
-        states = j.states(ctx.tasks)
-        todo: list[str] = []
-        to_doubt: list[str] = []
-        for tid in ctx.tasks:
-            st = states[tid]
-            status = Status(st.status)
-            if o.force:
-                status = Status.PENDING
-            elif status == Status.SENDING:
-                status = Status.IN_DOUBT
-                to_doubt.append(tid)
-            if (
-                (status == Status.IN_DOUBT and o.retry_in_doubt)
-                or (status == Status.FAILED and o.retry_failed)
-                or status in (Status.SKIPPED_BUDGET, Status.SKIPPED_PARENT)
-            ):
-                status = Status.PENDING
-            if status in (Status.DONE, Status.RESPONDED):
-                if (
-                    status == Status.DONE
-                    and jr.files_intact(st.images, ctx.out_dir)
-                    and not self._wants_redownload(st)
-                ):
-                    for img in st.images:
-                        if img["status"] == Status.OK:
-                            ctx.image_ok[img["image_id"]] = img
-                    sched.set_phase(tid, Phase.FINISHED)
-                    continue
-                sched.set_phase(tid, Phase.DOWNLOAD)  # paid for already: never resend
-                todo.append(tid)
-            elif status == Status.PENDING:
-                sched.set_phase(tid, Phase.TODO)
-                todo.append(tid)
-            else:
-                sched.set_phase(tid, Phase.FINISHED)
-        if to_doubt:
-            j.set_statuses(
-                to_doubt,
-                Status.IN_DOUBT,
-                "the run stopped while this request was in flight: it may have run and been billed",
-            )
-        return todo
-
-    def _wants_redownload(self, st: jr.TaskState) -> bool:
-        return self.ctx.o.retry_failed and any(i["status"] == Status.FAILED and i["url"] for i in st.images)
-
-    def _check_budget(self, todo: list[str]) -> None:
-        """Refuse a run over the cap; ask the shell before spending real money."""
-        ctx = self.ctx
-        sending = [ctx.tasks[t] for t in todo if self.scheduler.phase[t] == Phase.TODO]
-        cost = sum(t.cost_usd or 0.0 for t in sending)
-        unknown = sum(1 for t in sending if t.cost_usd is None)
-        if ctx.cap is not None and cost > ctx.cap + 1e-9:
-            raise BudgetExceeded(
-                f"this run would cost ${cost:.4f}, over the cap of "
-                f"${ctx.cap:.2f} (budget_usd / --max-cost); nothing was sent"
-            )
-        if ctx.cap is not None and unknown:
-            raise BudgetExceeded(
-                f"{unknown} request(s) have no known price, so the budget "
-                "cannot be guaranteed; add them under `prices:` in the recipe"
-            )
-        if cost <= 0 or ctx.o.yes or ctx.simulated:
-            return
-        if ctx.o.confirm is None:
-            raise BudgetExceeded(
-                f"this run would spend ${cost:.4f} at {ctx.provider.name}; pass --yes (yes=True) to confirm"
-            )
-        if not ctx.o.confirm(cost, ctx.provider.name):
-            raise BudgetExceeded("not confirmed; nothing was sent")
-
     # -- after ----------------------------------------------------------------
 
     def _finish(self, duration: float) -> RunResult:
         from .. import manifest as mf
+        from ..money import totals
+        from ..summary import explain
 
         ctx = self.ctx
-        frame = mf.build(ctx.plan, ctx.journal, ctx.run_id, ctx.ran)
+        frame = mf.build(ctx.plan, ctx.journal, ctx.run_id)
+        money = totals(frame, ctx.run_id, ctx.simulated)
+        ctx.spent = money.run_spent  # the bar's last figure is the one every view shows
+        self.scheduler.tick()
         counts = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
-        bad = sum(v for k, v in counts.items() if k not in (Status.OK, "cached"))
+        bad = sum(v for k, v in counts.items() if k != Status.OK)
         status = (
             "interrupted" if ctx.interrupted else "stopped" if ctx.stop_reason else "failed" if bad else "ok"
         )
         manifest = report = None
+        fmt = ctx.o.manifest_format or ctx.plan.recipe.data.get("output", {}).get("manifest_format", "csv")
         try:
-            ctx.journal.finish_run(ctx.run_id, status, _now(), round(ctx.spent, 6))
-            manifest = mf.write(
-                frame,
-                ctx.out_dir,
-                ctx.o.manifest_format or ctx.plan.recipe.data.get("output", {}).get("manifest_format", "csv"),
-            )
+            ctx.journal.finish_run(ctx.run_id, status, _now(), money.run_spent)
+            manifest = mf.write(frame, ctx.out_dir, fmt)
         except (StorageError, OSError) as exc:
             ctx.emit(EventKind.NOTICE, f"the manifest could not be written: {exc}")
             ctx.stop_reason = ctx.stop_reason or str(exc)
             status = "stopped"
         if manifest is not None:
-            report = self._report(frame, duration)
+            report = self._report(frame, duration, money.run_spent)
         ctx.journal.close()
         ctx.http.close()
         ctx.fetcher.close()
@@ -218,13 +137,15 @@ class Run:
             manifest,
             report,
             counts,
-            round(ctx.spent, 6),
+            money.run_spent,
             ctx.stop_reason,
             frame,
             ctx.simulated,
+            money,
+            explain(frame),
         )
 
-    def _report(self, frame: Any, duration: float) -> Path | None:
+    def _report(self, frame: Any, duration: float, spent: float) -> Path | None:
         from ..report import REPORT_NAME, write_report
 
         ctx = self.ctx
@@ -240,12 +161,13 @@ class Run:
                     **run_info,
                     "duration_s": duration,
                     "planned_cost_usd": run_info.get("planned_usd"),
-                    "spent_usd": ctx.spent,
+                    "spent_usd": spent,
                     "steps": [s["id"] for s in ctx.plan.recipe.steps],
                 },
                 rows=row_values(ctx.plan),
+                bundle=bool((ctx.plan.recipe.data.get("report") or {}).get("bundle_html")),
             )
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, StorageError) as exc:
             ctx.emit(EventKind.NOTICE, f"the report could not be written: {exc}")
             return None
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..client import RetryPolicy, Timeouts
+from ..money import Money
 
 
 class EventKind(StrEnum):
@@ -51,6 +52,7 @@ class RunOptions:
     retry_in_doubt: bool = False
     quiet: bool = False
     manifest_format: str | None = None
+    verify: bool = False  # re-hash every file on resume instead of trusting size and mtime
     confirm_above_usd: float = 5.0
     timeouts: Timeouts | None = None
     retry: RetryPolicy | None = None
@@ -81,3 +83,5 @@ class RunResult:
     message: str = ""
     frame: Any = field(default=None, repr=False)  # the manifest as a pandas DataFrame
     simulated: bool = False  # an emulator run: nothing real was charged
+    money: Money | None = None  # the three totals every view shows
+    failures: list[str] = field(default_factory=list)  # why images did not come out, in words

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from .. import ops, wire
+from ..client import Reply
 from ..errors import (
     ApiError,
     AuthError,
@@ -18,6 +20,7 @@ from ..errors import (
     StorageError,
 )
 from ..inputs import BadImage
+from ..journal import Answer
 from ..planner import Task
 from ..status import Status
 from .context import RunContext
@@ -42,14 +45,29 @@ class TaskWorker:
             else:
                 self.send(task)
         except (StorageError, AuthError, PaymentError) as exc:
+            self._keep_paid(task, f"not written: {exc}")
             ctx.stop(str(exc))
         except Exception as exc:  # a bug must not lose the journal: record it on the task
+            why = f"internal error: {type(exc).__name__}: {ctx.redact(str(exc))}"
             try:
-                ctx.journal.set_status(
-                    task.id, Status.FAILED, f"internal error: {type(exc).__name__}: {ctx.redact(str(exc))}"
-                )
+                if not self._keep_paid(task, why):
+                    ctx.journal.set_status(task.id, Status.FAILED, why)
             except StorageError as storage:
                 ctx.stop(str(storage))
+
+    def _keep_paid(self, task: Task, why: str) -> bool:
+        """After a local failure: an answered task's unwritten images become `not_saved`.
+
+        Returns True when the task's answer is recorded (it is never sent again).
+        """
+        journal = self.ctx.journal
+        if not journal.answered([task.id]):
+            return False
+        st = journal.states([task.id]).get(task.id)
+        left = [i["image_id"] for i in (st.images if st else ()) if i["status"] == Status.PENDING]
+        if left:
+            journal.not_saved(task.id, left, why)
+        return True
 
     def send(self, task: Task) -> None:
         """Send the task's request (or its recorded reproductions) and record the outcome."""
@@ -83,7 +101,7 @@ class TaskWorker:
             return
         finally:
             ctx.out_of_flight(task)
-        self._record_reply(task, attempt_ids[-1], reply.body, reply.result, params)
+        self._record_reply(task, attempt_ids[-1], reply, params)
 
     def _send_reproduce(
         self,
@@ -95,7 +113,7 @@ class TaskWorker:
     ) -> None:
         """Re-create recorded images: one request each, with its seed and the API's prompt."""
         ctx = self.ctx
-        bodies: list[Any] = []
+        replies: list[Reply] = []
         items: list[wire.ResultImage] = []
         attempt_id = 0
         try:
@@ -116,29 +134,24 @@ class TaskWorker:
 
                 reply = ctx.client.call(endpoint, build, before_send)
                 attempt_id = ids[-1]
-                bodies.append(reply.body)
-                items.extend(reply.result.images[:1])
+                replies.append(reply)
+                items.extend(reply.result.images[:1] if reply.result else ())
         except ApiError as exc:
             self._api_failed(task, exc, attempt_id)
             return
         finally:
             ctx.out_of_flight(task)
-        result = wire.Result(
-            images=tuple(
-                wire.ResultImage(
-                    i,
-                    r.url,
-                    r.prompt,
-                    r.resolution,
-                    r.seed,
-                    r.is_image_safe,
-                    r.style_type,
-                    r.upscaled_resolution,
-                )
-                for i, r in enumerate(items)
-            )
+        result = wire.Result(images=tuple(replace(r, index=i) for i, r in enumerate(items)))
+        problems = [r.problem for r in replies if r.problem]
+        joined = Reply(
+            result,
+            [r.body for r in replies],
+            len(replies),
+            0.0,
+            "\n".join(r.text for r in replies),
+            "; ".join(problems) or None,
         )
-        self._record_reply(task, attempt_id, bodies, result, params)
+        self._record_reply(task, attempt_id, joined, params)
 
     def _api_failed(self, task: Task, exc: ApiError, attempt_id: int) -> None:
         ctx = self.ctx
@@ -161,41 +174,71 @@ class TaskWorker:
             raise exc
         ctx.note_failure()
 
-    def _record_reply(
-        self, task: Task, attempt_id: int, body: Any, result: wire.Result, params: Mapping[str, Any]
-    ) -> None:
+    def _record_reply(self, task: Task, attempt_id: int, reply: Reply, params: Mapping[str, Any]) -> None:
+        """Journal the answer first (the transaction that ends `sending`), then download."""
         ctx = self.ctx
+        try:
+            rows = answer_rows(task, reply)
+        except Exception as exc:  # never let a bug here lose the answer: record it bare
+            rows = [
+                image_row(
+                    i,
+                    n,
+                    status=Status.NOT_SAVED,
+                    file=_output(task, n),
+                    error=f"internal error: {type(exc).__name__}",
+                )
+                for n, i in enumerate(task.image_ids)
+            ]
+        ctx.journal.responded(
+            task.id, attempt_id, Answer(reply.text, reply.body, reply.problem), rows, params
+        )
         with ctx.cv:
             ctx.spent += task.cost_usd or 0.0
             ctx.limit.success()
-        rows = []
-        if result.descriptions:
-            for n, text in enumerate(result.descriptions):
-                image_id = task.image_ids[0] if n == 0 else f"{task.image_ids[0]}-{n}"
-                rows.append(image_row(image_id, n, description=text, status=Status.OK))
-        for n, image_id in enumerate(task.image_ids):
-            if task.op == "describe":
-                break
-            item = result.images[n] if n < len(result.images) else None
-            if item is None:
-                rows.append(image_row(image_id, n, status=Status.FAILED, file=task.outputs[n]))
-                continue
-            rows.append(
-                image_row(
-                    image_id,
-                    n,
-                    seed=item.seed,
-                    prompt=item.prompt,
-                    url=item.url,
-                    safe=item.is_image_safe,
-                    status=Status.PENDING if item.url else Status.UNSAFE,
-                    file=task.outputs[n],
-                    resolution=item.resolution,
-                    style_type=item.style_type,
-                )
-            )
-        ctx.journal.responded(task.id, attempt_id, body, rows, params)
+        if reply.problem:
+            ctx.note_failure()
         self.downloads.download_all(task, rows)
+
+
+def answer_rows(task: Task, reply: Reply) -> list[dict[str, Any]]:
+    """The image rows an answer announces (failed ones when it is unusable or short)."""
+    result = reply.result
+    rows = []
+    if result is not None and result.descriptions:
+        for n, text in enumerate(result.descriptions):
+            image_id = task.image_ids[0] if n == 0 else f"{task.image_ids[0]}-{n}"
+            rows.append(image_row(image_id, n, description=text, status=Status.OK))
+    if task.op == "describe" and rows:
+        return rows
+    images = result.images if result is not None else ()
+    for n, image_id in enumerate(task.image_ids):
+        item = images[n] if n < len(images) else None
+        if item is None:
+            why = reply.problem or "the answer has no image here"
+            rows.append(
+                image_row(image_id, n, status=Status.FAILED, file=_output(task, n), error=f"paid, but {why}")
+            )
+            continue
+        rows.append(
+            image_row(
+                image_id,
+                n,
+                seed=item.seed,
+                prompt=item.prompt,
+                url=item.url,
+                safe=item.is_image_safe,
+                status=Status.PENDING if item.url else Status.UNSAFE,
+                file=_output(task, n),
+                resolution=item.resolution,
+                style_type=item.style_type,
+            )
+        )
+    return rows
+
+
+def _output(task: Task, n: int) -> str | None:
+    return task.outputs[n] if n < len(task.outputs) else None
 
 
 def image_row(
@@ -211,6 +254,7 @@ def image_row(
     file: str | None = None,
     resolution: str | None = None,
     style_type: str | None = None,
+    error: str | None = None,
 ) -> dict[str, Any]:
     """One image as the journal records it."""
     return {
@@ -225,4 +269,5 @@ def image_row(
         "description": description,
         "file": file,
         "status": status,
+        "error": error,
     }

@@ -6,7 +6,9 @@
   const shown = document.getElementById("shown");
   const empty = document.getElementById("empty");
   const sections = all("section.row");
-  const total = all("article.card").length;
+  const total = all('article.card[data-role="entry"]').length;
+  const density = document.getElementById("density");
+  const DENSITY_KEY = "ideopipe.report.compact";
 
   function apply() {
     const steps = new Set(all('input[name="step"]:checked', form).map((box) => box.value));
@@ -23,7 +25,9 @@
         const node = nodes[i];
         const card = node.querySelector(":scope > .card");
         const text = card.dataset.search;
-        const hit = steps.has(card.dataset.step) && statuses.has(card.dataset.status) &&
+        // A source photo is never a hit itself: it shows while any of its chain shows.
+        const source = card.dataset.role === "source";
+        const hit = !source && steps.has(card.dataset.step) && statuses.has(card.dataset.status) &&
           terms.every((t) => rowText.includes(t) || text.includes(t));
         const kids = node.querySelector(":scope > .kids");
         let kidShown = false;
@@ -37,7 +41,7 @@
           }
         }
         node.hidden = !hit && !kidShown;
-        card.classList.toggle("context", !hit && kidShown);
+        card.classList.toggle("context", !hit && kidShown && !source);
         if (hit) cards += 1;
       }
       section.hidden = nodes.every((node) => node.hidden);
@@ -47,6 +51,19 @@
     empty.hidden = total === 0 || cards > 0;
   }
 
+  function setCompact(on, remember) {
+    document.body.classList.toggle("compact", on);
+    density.setAttribute("aria-pressed", on ? "true" : "false");
+    if (remember) {
+      try { window.localStorage.setItem(DENSITY_KEY, on ? "1" : "0"); } catch (e) { /* file: pages may have no storage */ }
+    }
+  }
+  density.addEventListener("click", () => setCompact(!document.body.classList.contains("compact"), true));
+  try {
+    const saved = window.localStorage.getItem(DENSITY_KEY);
+    if (saved !== null) setCompact(saved === "1", false);
+  } catch (e) { /* no storage: keep the page's default */ }
+
   form.addEventListener("input", apply);
   form.addEventListener("submit", (event) => event.preventDefault());
   form.addEventListener("reset", () => setTimeout(apply, 0));
@@ -54,6 +71,9 @@
     if (event.key === "/" && document.activeElement !== search) {
       event.preventDefault();
       search.focus();
+    } else if (event.key === "c" && !event.ctrlKey && !event.metaKey && !event.altKey &&
+               !(document.activeElement instanceof HTMLInputElement)) {
+      density.click();
     } else if (event.key === "Escape" && document.activeElement === search) {
       search.value = "";
       apply();

@@ -1,0 +1,178 @@
+"""Output paths of one plan: rendered, sanitised, kept inside output.dir, free of clashes."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import rows as rowsource
+from .. import templating
+from ..errors import Problem
+from ..templating import MAX_OUTPUT
+from .paths import length_problem, sanitize
+from .session import Session
+
+if TYPE_CHECKING:
+    from .tasks import RowScope
+
+_WHERE = ("output", "file")
+_PER_IMAGE = {"step": 0, "index": 1, "seed": 2, "image_id": 3, "ext": 4}
+
+
+class Outputs:
+    """Decides each image's path; `finish` then reports clashes between all of them at once."""
+
+    def __init__(self, s: Session) -> None:
+        self.s = s
+        self.owner: dict[str, tuple[rowsource.Row, str]] = {}
+        self.allow_case = bool(s.data.get("output", {}).get("allow_case_collisions"))
+        self._dir_bytes = len(str(s.out_dir).encode("utf-8", "surrogatepass"))
+        self._folders_ok: set[str] = set()
+        self._listing: dict[str, dict[str, bool] | None] = {}  # folder -> name -> is a link
+        self._plain = (
+            templating.plain_parts(s.file_template) if templating.is_template(s.file_template) else None
+        )
+
+    def row_pieces(self, ctx: Mapping[str, Any]) -> list[str | int] | None:
+        """output.file rendered for one row, up to the names that change per image; None if not simple.
+
+        A template made only of `{{ name }}` substitutions whose row values are texts or
+        numbers is rendered here once per row; `path` then fills in step, index, seed,
+        image_id and ext. Anything else is rendered in full for each image.
+        """
+        if self._plain is None:
+            return None
+        texts, names = self._plain
+        pieces: list[str | int] = [texts[0]]
+        for name, text in zip(names, texts[1:]):
+            hole = _PER_IMAGE.get(name)
+            if hole is None:
+                value = ctx.get(name)
+                if type(value) is int:
+                    value = str(value)
+                elif type(value) is not str:
+                    return None  # missing, None or another type: the full render reports it
+                pieces.append(value)
+            else:
+                pieces.append(hole)
+            pieces.append(text)
+        if sum(len(p) for p in pieces if type(p) is str) > MAX_OUTPUT // 2:
+            return None
+        return pieces
+
+    def path(self, scope: RowScope, sid: str, index: int, seed: int | None, image_id: str) -> str | None:
+        """The relative path of one image, or None after reporting why it cannot be used."""
+        s, row = self.s, scope.row
+        shown_seed = str(seed) if seed is not None else image_id
+        if scope.file_pieces is not None:
+            values = (sid, str(index), shown_seed, image_id, "png")
+            text = "".join([p if type(p) is str else values[p] for p in scope.file_pieces])  # type: ignore[index]
+        else:
+            file_ctx = {**scope.ctx, "step": sid, "index": index, "image_id": image_id, "ext": "png"}
+            file_ctx["seed"] = seed if seed is not None else image_id
+            rendered = s.render(s.file_template, file_ctx, _WHERE, row)
+            if rendered is None:
+                return None
+            text = rendered
+        rel = sanitize(text)
+        if isinstance(rel, Problem):
+            s.problem(_WHERE, f"{text!r}: {rel.message}", f"row {row.where()}")
+            return None
+        too_long = length_problem(rel, self._dir_bytes)
+        if too_long:
+            s.problem(_WHERE, too_long, f"row {row.where()}")
+            return None
+        if rel in self.owner:
+            first_row, first_step = self.owner[rel]
+            s.problem(
+                _WHERE,
+                f"two images would be written to {rel!r} "
+                f"(row {first_row.where()}, step {first_step} and row {row.where()}, "
+                f"step {sid})",
+                "add {{ step }}, {{ index }} or {{ seed }} to output.file",
+            )
+            return None
+        self.owner[rel] = (row, sid)
+        if not self._inside(rel.rpartition("/")[0]):
+            s.problem(_WHERE, f"{rel!r} escapes output.dir through a symlink")
+            return None
+        return rel
+
+    def _inside(self, parent: str) -> bool:
+        """False if an existing folder on the way to `parent` is a link leading outside.
+
+        Each existing folder is listed once (one scandir), instead of one lstat per image.
+        """
+        if not parent or parent in self._folders_ok:
+            return True
+        prefix = ""
+        for part in parent.split("/"):
+            above = prefix
+            prefix = f"{prefix}/{part}" if prefix else part
+            if prefix in self._folders_ok:
+                continue
+            listing = self._list(above)
+            if listing is None or part not in listing:
+                break  # nothing exists from here down: nothing can lead out
+            if listing[part]:
+                full = Path(self.s.out_dir, prefix).resolve()
+                if not full.is_relative_to(self.s.out_dir):
+                    return False
+            self._folders_ok.add(prefix)
+        self._folders_ok.add(parent)
+        return True
+
+    def _list(self, folder: str) -> dict[str, bool] | None:
+        if folder not in self._listing:
+            try:
+                with os.scandir(os.path.join(self.s.out_dir, folder)) as it:
+                    self._listing[folder] = {e.name: e.is_symlink() for e in it}
+            except OSError:
+                self._listing[folder] = None
+        return self._listing[folder]
+
+    def finish(self) -> None:
+        """Report every file-versus-folder clash and case or Unicode collision between paths."""
+        s = self.s
+        fold = _exact if self.allow_case else _folded
+        files: dict[str, str] = {}
+        for rel in self.owner:
+            files.setdefault(fold(rel), rel)
+        for rel in self.owner:
+            other = files[fold(rel)]
+            if other != rel:
+                row = self.owner[rel][0]
+                s.problem(
+                    _WHERE,
+                    f"{other!r} and {rel!r} are the same file on case-insensitive "
+                    "or Unicode-normalising file systems (macOS, Windows)",
+                    f"row {row.where()}; make the names differ by more than case, or set "
+                    "output.allow_case_collisions: true",
+                )
+        for rel in self.owner:
+            parent = rel
+            while "/" in parent:
+                parent = parent.rpartition("/")[0]
+                clash = files.get(fold(parent))
+                if clash is not None:
+                    row = self.owner[rel][0]
+                    s.problem(
+                        _WHERE,
+                        f"{clash!r} would be a file and also the folder of {rel!r}",
+                        f"row {row.where()}",
+                    )
+                    break
+
+
+def _exact(path: str) -> str:
+    return path
+
+
+def _folded(path: str) -> str:
+    """What a case-insensitive, normalising file system sees: NFC of the case-folded NFC."""
+    if path.isascii():
+        return path.lower()
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", path).casefold())

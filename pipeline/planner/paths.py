@@ -1,0 +1,74 @@
+"""Output names: one safe relative path per image, refused at plan time when unsafe."""
+
+from __future__ import annotations
+
+import re
+
+from ..errors import Problem
+
+_PLAIN_PATH = re.compile(r"^(?!\.ideopipe(?:/|$))(?:[\w\-][\w\-. ]{0,200}/)*[\w\-][\w\-. ]{0,200}$")
+_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
+_RESERVED_ANY = re.compile(r"(?:^|/)(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\.[^/]*)?(?:/|$)", re.IGNORECASE)
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+MAX_NAME_BYTES = 255  # one path component, on every common file system
+MAX_PATH_BYTES = 4095  # a whole absolute path (PATH_MAX 4096 counts the final NUL)
+# While an image is written it is named `.<name>.<8 random characters>.part` beside its
+# final name (pipeline/files.py, tempfile.mkstemp), so a name needs this much room to spare.
+TEMP_EXTRA_BYTES = len(".") + len(".") + 8 + len(".part")
+
+
+def sanitize(text: str) -> str | Problem:
+    """A safe relative POSIX path inside the output dir, or the reason it is refused."""
+    if (
+        _PLAIN_PATH.match(text)
+        and not _RESERVED_ANY.search(text)
+        and "/." not in text
+        and not text.endswith((" ", "."))
+    ):
+        return text
+    if "\x00" in text:
+        return Problem("contains a NUL character")
+    text = text.strip().replace("\\", "/")
+    if not text:
+        return Problem("renders to an empty path")
+    if text.startswith("/") or _DRIVE.match(text):
+        return Problem("is an absolute path; output.file must stay inside output.dir")
+    parts = []
+    for part in text.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            return Problem("contains '..'; output.file must stay inside output.dir")
+        if _RESERVED.match(part):
+            return Problem(f"{part!r} is a reserved file name on Windows")
+        if any(c in part for c in '<>:"|?*') or any(ord(c) < 32 for c in part):
+            return Problem(f"{part!r} is not a portable file name")
+        parts.append(part)
+    if not parts:
+        return Problem("renders to an empty path")
+    if parts[0] == ".ideopipe":
+        return Problem("'.ideopipe' is reserved for ideopipe's own state")
+    return "/".join(parts)
+
+
+def length_problem(rel: str, out_dir_bytes: int) -> str | None:
+    """Why `rel` is too long for a file system (counting the temporary name), else None."""
+    size = len(rel.encode("utf-8", "surrogatepass"))
+    if size + TEMP_EXTRA_BYTES > MAX_NAME_BYTES:  # some component may be too long
+        for part in rel.split("/"):
+            n = len(part.encode("utf-8", "surrogatepass"))
+            if n + TEMP_EXTRA_BYTES > MAX_NAME_BYTES:
+                shown = part if len(part) <= 40 else part[:37] + "..."
+                return (
+                    f"the name {shown!r} is {n:,} bytes; a file name may have at most "
+                    f"{MAX_NAME_BYTES - TEMP_EXTRA_BYTES} (255 less {TEMP_EXTRA_BYTES} for "
+                    "the temporary name used while writing)"
+                )
+    total = out_dir_bytes + 1 + size + TEMP_EXTRA_BYTES
+    if total > MAX_PATH_BYTES:
+        return (
+            f"the full path would be {total:,} bytes with its temporary name; a path may "
+            f"have at most {MAX_PATH_BYTES:,}"
+        )
+    return None

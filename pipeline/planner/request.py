@@ -1,0 +1,55 @@
+"""One request's own parameters: the step's fixed ones plus what this row renders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .. import rows as rowsource
+from ..inputs import ImageRef
+from .images import Images
+from .parameters import IMAGE, INVALID, RUNTIME, RUNTIME_WITHOUT_SEED, Checker, StepShape, value
+from .runtime import placeholders
+from .session import Session
+
+Gathered = tuple[dict[str, Any], dict[str, str], dict[str, tuple[ImageRef, ...]]]
+NO_DEFERRED: dict[str, str] = {}  # shared by every request without run-time fields: never mutated
+
+
+def gather(
+    s: Session,
+    checker: Checker,
+    images: Images,
+    shape: StepShape,
+    ctx: Mapping[str, Any],
+    row: rowsource.Row,
+    parent_seed_known: bool | None,
+) -> Gathered | None:
+    """(params, deferred templates, input images) of one request, or None (reported).
+
+    A request with nothing of its own shares the step's `base` parameters.
+    """
+    if not shape.varying:
+        return shape.base, NO_DEFERRED, {}
+    params = dict(shape.base)
+    deferred = NO_DEFERRED
+    refs: dict[str, tuple[ImageRef, ...]] = {}
+    for v in shape.varying:
+        kind = v.kind
+        if kind == IMAGE:
+            found = images.refs(v.name, v.raw, ctx, v.path, row)
+            if found is None:
+                return None
+            refs[v.name] = found
+        elif kind == RUNTIME or (kind == RUNTIME_WITHOUT_SEED and parent_seed_known is False):
+            if deferred is NO_DEFERRED:
+                deferred = {}
+            deferred[v.name] = v.raw
+            if s.render(v.raw, placeholders(ctx), v.path, row) is None:
+                return None
+        else:
+            checked = value(s, checker, v.name, v.raw, ctx, v.path, row, shape.endpoint)
+            if checked is INVALID:
+                return None
+            params[v.name] = checked
+    return params, deferred, refs

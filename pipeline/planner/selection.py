@@ -1,0 +1,65 @@
+"""Row selection: read the rows, apply --rows/--limit and `where:`, give each its key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .. import rows as rowsource
+from ..errors import RecipeError
+from .session import Session
+
+_TRUE = {"true", "1", "yes", "y", "on"}
+
+
+def row_context(s: Session, row: rowsource.Row, key: str) -> dict[str, Any]:
+    """What a row's templates see: vars, then the row's columns, `row` and `key`."""
+    ctx = dict(s.vars)
+    ctx.update(row.values)
+    ctx["row"] = row.values
+    ctx["key"] = key
+    return ctx
+
+
+def select_rows(
+    s: Session, limit: int | None, row_range: tuple[int, int] | None
+) -> list[tuple[rowsource.Row, str]]:
+    """(row, key) for every selected row; problems are recorded, not raised."""
+    spec = s.data.get("rows", [{}])
+    try:
+        rows = rowsource.read_rows(spec, s.r.base_dir, s.r.shown)
+    except RecipeError as exc:
+        for p in exc.problems:
+            s.problems.add(p)
+        return []
+    if row_range:
+        rows = rows[row_range[0] - 1 : row_range[1]]
+    key_t = spec.get("key") if isinstance(spec, Mapping) else None
+    where_t = spec.get("where") if isinstance(spec, Mapping) else None
+    selected: list[tuple[rowsource.Row, str]] = []
+    seen: dict[str, rowsource.Row] = {}
+    for row in rows:
+        ctx = row_context(s, row, "") if key_t is not None or where_t is not None else {}
+        if where_t is not None:
+            verdict = s.render(where_t, ctx, ("rows", "where"), row)
+            if verdict is None or verdict.strip().lower() not in _TRUE:
+                continue
+        key = str(row.index + 1) if key_t is None else s.render(key_t, ctx, ("rows", "key"), row)
+        if key is None:
+            continue
+        key = key.strip()
+        if not key:
+            s.problem(("rows", "key"), f"renders empty for row {row.where()}")
+            continue
+        if key in seen:
+            s.problem(
+                ("rows", "key"),
+                f"duplicate row key {key!r}: {seen[key].where()} and {row.where()}",
+                "row keys name files and drive resume; make them unique",
+            )
+            continue
+        seen[key] = row
+        selected.append((row, key))
+        if limit is not None and len(selected) >= limit:
+            break
+    return selected
