@@ -9,13 +9,16 @@ so that the runner can mark the task in_doubt instead of paying twice.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -33,7 +36,12 @@ from .errors import (
     ServerError,
 )
 from .ops import Endpoint
-from .providers import Provider
+from .providers import ApiKey, Provider, origin
+from .transport import POOL_CLASSES, BodyBroken, BodyTooLarge, Deadline, Timeouts, TimeUp, bounded
+from .transport import read_body as _read_body
+
+MAX_ANSWER_BYTES = 16 * 1024 * 1024  # an API answer is JSON text; far below this
+MAX_INT_DIGITS = 4000  # longer integers stay text (Python refuses to convert past 4300)
 
 
 @dataclass(frozen=True)
@@ -49,16 +57,18 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Exponential backoff with full jitter, never shorter than Retry-After."""
         jitter = rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** attempt))
-        return max(jitter, min(retry_after or 0.0, self.max_delay))
+        return max(jitter, retry_after or 0.0)
 
 
 @dataclass(frozen=True)
-class Timeouts:
-    """Seconds: to connect, between bytes read, and in all for one call with its retries."""
+class Answer:
+    """What the server sent back: status, headers, and the body as text with the key redacted."""
 
-    connect: float = 10.0
-    read: float = 180.0
-    total: float = 600.0
+    status: int
+    headers: Mapping[str, str]
+    text: str
+    body: Any = None  # the parsed JSON (key redacted in every string)
+    problem: str | None = None  # why the text is not JSON, when it is not
 
 
 @dataclass(frozen=True)
@@ -79,9 +89,10 @@ class Reply:
 
 
 def session(pool: int = 32) -> requests.Session:
-    """A pooled session; the pool is sized for the concurrency limit."""
+    """A pooled session whose connections the current deadline can cut; never redirects."""
     s = requests.Session()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
+    adapter.poolmanager.pool_classes_by_scheme = dict(POOL_CLASSES)
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     s.trust_env = False  # no proxy variables or .netrc credentials slipping into requests
@@ -91,12 +102,13 @@ def session(pool: int = 32) -> requests.Session:
 class Client:
     """Sends planned requests to one provider with one key."""
 
-    def __init__(self, provider: Provider, key: str, *, retry: RetryPolicy | None = None,
+    def __init__(self, provider: Provider, key: ApiKey | str, *, retry: RetryPolicy | None = None,
                  timeouts: Timeouts | None = None, http: requests.Session | None = None,
                  on_rate_limited: Callable[[float | None], None] | None = None,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, allow_http: bool = False):
+        provider.check_transport(allow_http)
         self.provider = provider
-        self._key = key
+        self._key = key if isinstance(key, ApiKey) else ApiKey(key, f"the {provider.name} key")
         self.retry = retry or RetryPolicy()
         self.timeouts = timeouts or Timeouts()
         self.http = http or session()
@@ -108,21 +120,17 @@ class Client:
         return f"Client(provider={self.provider.name!r}, key=***)"
 
     def redact(self, text: str) -> str:
-        """Remove the key from any text that may be shown or stored.
-
-        Keys shorter than 8 characters are not real keys (and replacing them would garble
-        ordinary words), so only longer ones are searched for.
-        """
-        return text.replace(self._key, "***") if len(self._key) >= 8 else text
+        """Remove the key (and any run of 8+ of its characters) from text shown or stored."""
+        return self._key.redact(text)
 
     def call(self, endpoint: Endpoint, build: Callable[[], wire.WireRequest],
              before_send: Callable[[int], None] | None = None) -> Reply:
         """Send one request, retrying what is safe; the body is rebuilt for every attempt.
 
         `before_send(attempt)` runs right before each attempt leaves (the runner journals
-        the task as `sending` there).
+        the task as `sending` there). `timeouts.total` bounds every attempt, body and wait.
         """
-        start = time.monotonic()
+        deadline = Deadline(self.timeouts.total)
         attempt = 0
         while True:
             attempt += 1
@@ -131,67 +139,90 @@ class Client:
                 before_send(attempt)
             sent_at = time.monotonic()
             try:
-                resp = self._post(req, start)
+                resp = self._post(req, deadline)
             except ApiError as exc:
-                if not self._again(exc, attempt, start):
-                    raise
-                self._wait(exc, attempt)
+                self._backoff(exc, attempt, deadline)
                 continue
             try:
                 self._raise_for(resp)
             except ApiError as exc:
-                if not self._again(exc, attempt, start):
-                    raise
-                self._wait(exc, attempt)
+                self._backoff(exc, attempt, deadline)
                 continue
             return self._answer(endpoint, resp, attempt, time.monotonic() - sent_at)
 
-    def _answer(self, endpoint: Endpoint, resp: requests.Response, attempts: int,
-                latency: float) -> Reply:
-        """A 200: keep the raw text always; parse it without ever raising."""
-        text = self.redact(_body_text(resp))
+    def _answer(self, endpoint: Endpoint, resp: Answer, attempts: int, latency: float) -> Reply:
+        """A 200: keep the raw text (key redacted) always; parse it without ever raising."""
+        if resp.problem:
+            return Reply(None, None, attempts, latency, resp.text, resp.problem)
         try:
-            body = json.loads(text)
-        except ValueError as exc:
-            return Reply(None, None, attempts, latency, text, f"the answer is not JSON ({exc})")
-        try:
-            result = wire.parse(endpoint, body)
+            result = wire.parse(endpoint, resp.body)
         except Exception as exc:  # any odd shape: an unusable answer, not a crash
             why = self.redact(f"the answer has an unexpected shape ({type(exc).__name__}: {exc})")
-            return Reply(None, body, attempts, latency, text, why[:500])
-        return Reply(result, body, attempts, latency, text)
+            return Reply(None, resp.body, attempts, latency, resp.text, why[:500])
+        return Reply(result, resp.body, attempts, latency, resp.text)
 
-    def _post(self, req: wire.WireRequest, start: float) -> requests.Response:
-        left = self.timeouts.total - (time.monotonic() - start)
-        timeout = (min(self.timeouts.connect, max(left, 0.1)), min(self.timeouts.read, max(left, 0.1)))
+    def _post(self, req: wire.WireRequest, deadline: Deadline) -> Answer:
+        if origin(req.url) != self.provider.origin():
+            host = urlsplit(req.url).hostname
+            raise BadRequest(self.redact(f"refused to send the key to {host}: requests go only "
+                                         f"to {self.provider.origin()[1]}"))
+        timeout = (deadline.cap(self.timeouts.connect), deadline.cap(self.timeouts.read))
         headers = {**self.provider.auth_headers(self._key), "Accept": "application/json",
                    "User-Agent": "ideopipe"}
+        if req.json is not None:
+            kwargs: dict[str, Any] = {"json": req.json}
+        else:  # text fields go as parts too, so the body is multipart even without a file
+            kwargs = {"files": [(name, (None, value)) for name, value in req.fields] + list(req.files)}
         try:
-            if req.json is not None:
-                return self.http.post(req.url, json=req.json, headers=headers, timeout=timeout)
-            # Text fields go as parts too, so the body is multipart even without a file.
-            parts = [(name, (None, value)) for name, value in req.fields] + list(req.files)
-            return self.http.post(req.url, files=parts, headers=headers, timeout=timeout)
+            with bounded(deadline) as scope:
+                resp = self.http.post(req.url, headers=headers, timeout=timeout, stream=True,
+                                      allow_redirects=False, **kwargs)
+                data = _whole_body(resp, deadline)
+            if scope.fired:  # a socket was cut at the deadline: the answer may be partial
+                raise TimeUp("cut at the deadline")
+        except BodyTooLarge as exc:
+            raise OutcomeUnknown(f"the answer is over {MAX_ANSWER_BYTES:,} bytes") from exc
+        except (TimeUp, BodyBroken) as exc:
+            raise OutcomeUnknown(self._lost(exc, deadline)) from exc
         except (requests.ConnectTimeout, requests.exceptions.InvalidURL) as exc:
-            raise ConnectFailed(self.redact(f"could not connect: {exc}")) from exc
+            raise ConnectFailed(self.redact(f"could not connect: {_reason(exc)}")) from exc
         except requests.ConnectionError as exc:
             if _never_sent(exc):
                 raise ConnectFailed(self.redact(f"could not connect: {_reason(exc)}")) from exc
-            raise OutcomeUnknown(self.redact(f"connection lost after sending: {_reason(exc)}")) \
-                from exc
+            raise OutcomeUnknown(self._lost(exc, deadline)) from exc
         except requests.Timeout as exc:
             raise OutcomeUnknown(self.redact(f"no answer within {timeout[1]:.0f} s")) from exc
-        except requests.RequestException as exc:
+        except (requests.RequestException, ValueError) as exc:
             raise OutcomeUnknown(self.redact(f"request failed: {_reason(exc)}")) from exc
+        text = _body_text(data, resp.encoding)
+        return Answer(resp.status_code, resp.headers, self.redact(text), *self._parse(text))
 
-    def _raise_for(self, resp: requests.Response) -> None:
-        code = resp.status_code
+    def _lost(self, exc: BaseException, deadline: Deadline) -> str:
+        if deadline.expired():
+            return f"no whole answer within {deadline.seconds:g} s (timeouts.total)"
+        return self.redact(f"connection lost after sending: {_reason(exc)}")
+
+    def _parse(self, text: str) -> tuple[Any, str | None]:
+        """(the JSON body with the key redacted in every string, None), or (None, why not)."""
+        try:
+            body = json.loads(text, parse_int=_int_or_text)
+        except (ValueError, RecursionError) as exc:
+            return None, self.redact(f"the answer is not JSON ({type(exc).__name__}: {exc})")[:300]
+        return _redact_strings(body, self.redact), None
+
+    def _raise_for(self, resp: Answer) -> None:
+        code = resp.status
         if code == 200:
             return
-        message = self.redact(_provider_message(resp))
+        if 300 <= code < 400:
+            where = urlsplit(resp.headers.get("Location", "")).hostname or "no Location given"
+            raise BadRequest(self.redact(f"{self.provider.name} answered {code}, a redirect to "
+                                         f"{where}; API requests never follow redirects (check "
+                                         "the base URL)"), code)
+        message = _provider_message(resp)
         what = f"{self.provider.name} answered {code}: {message}"
         if code == 429:
-            raise RateLimited(what, code, message, _retry_after(resp))
+            raise RateLimited(what, code, message, retry_after(resp.headers.get("Retry-After")))
         if code in (401, 403):
             raise AuthError(f"{self.provider.name} refused the key ({code}): {message}", code, message)
         if code == 402:
@@ -202,20 +233,75 @@ class Client:
             raise ServerError(what, code, message)
         raise BadRequest(what, code, message)
 
-    def _again(self, exc: ApiError, attempt: int, start: float) -> bool:
-        if self.stop.is_set() or attempt >= self.retry.max_attempts:
-            return False
-        if time.monotonic() - start >= min(self.retry.max_total, self.timeouts.total):
-            return False
-        if isinstance(exc, (ServerError, OutcomeUnknown)):
-            return self.retry.retry_unknown
-        return exc.retryable
+    def _backoff(self, exc: ApiError, attempt: int, deadline: Deadline) -> None:
+        """Wait before the next attempt, or re-raise `exc` when it must not or cannot be retried.
 
-    def _wait(self, exc: ApiError, attempt: int) -> None:
-        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        The wait honours Retry-After; when that is longer than what is left of
+        timeouts.total, the call gives up now rather than sleep into the deadline.
+        """
+        if self.stop.is_set() or attempt >= self.retry.max_attempts:
+            raise exc
+        if deadline.seconds - deadline.left() >= self.retry.max_total or deadline.expired():
+            raise exc
+        if isinstance(exc, (ServerError, OutcomeUnknown)) and not self.retry.retry_unknown:
+            raise exc
+        if not isinstance(exc, (ServerError, OutcomeUnknown)) and not exc.retryable:
+            raise exc
+        wait_for = exc.retry_after if isinstance(exc, RateLimited) else None
         if isinstance(exc, RateLimited) and self.on_rate_limited:
-            self.on_rate_limited(retry_after)
-        self.stop.wait(self.retry.delay(attempt, retry_after, self.rng))
+            self.on_rate_limited(wait_for)
+        delay = self.retry.delay(attempt, wait_for, self.rng)
+        if delay >= deadline.left():
+            raise exc
+        self.stop.wait(delay)
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if seconds != seconds or seconds == float("inf"):
+        return None
+    return max(0.0, seconds)
+
+
+def _whole_body(resp: requests.Response, deadline: Deadline) -> bytes:
+    """Read the body within the deadline; keep the connection only when it was read whole."""
+    whole = False
+    try:
+        data = _read_body(resp.raw, deadline, MAX_ANSWER_BYTES)
+        whole = True
+        return data
+    finally:
+        if whole:
+            resp.raw.release_conn()
+        else:
+            resp.close()
+
+
+def _int_or_text(digits: str) -> int | str:
+    return int(digits) if len(digits.lstrip("-")) <= MAX_INT_DIGITS else digits
+
+
+def _redact_strings(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redact_strings(v, redact) for v in value]
+    if isinstance(value, dict):
+        return {redact(k): _redact_strings(v, redact) for k, v in value.items()}
+    return value
 
 
 def _never_sent(exc: requests.ConnectionError) -> bool:
@@ -235,12 +321,12 @@ def _never_sent(exc: requests.ConnectionError) -> bool:
     return False
 
 
-def _body_text(resp: requests.Response) -> str:
+def _body_text(data: bytes, encoding: str | None) -> str:
     """The body as text, whatever its encoding claims (undecodable bytes replaced)."""
     try:
-        return resp.content.decode(resp.encoding or "utf-8", errors="replace")
+        return data.decode(encoding or "utf-8", errors="replace")
     except LookupError:  # a charset Python does not know
-        return resp.content.decode("utf-8", errors="replace")
+        return data.decode("utf-8", errors="replace")
 
 
 def _reason(exc: BaseException) -> str:
@@ -248,21 +334,13 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) < 300 else text[:300] + "…"
 
 
-def _provider_message(resp: requests.Response) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        return resp.text[:300].strip() or resp.reason or ""
+def _provider_message(resp: Answer) -> str:
+    """The provider's own words (already redacted), cut to 300 characters."""
+    body = resp.body
     if isinstance(body, dict):
         for key in ("error", "message", "detail"):
             if body.get(key):
                 return str(body[key])[:300]
-    return str(body)[:300]
-
-
-def _retry_after(resp: requests.Response) -> float | None:
-    value = resp.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
+    if body is not None:
+        return str(body)[:300]
+    return resp.text[:300].strip()

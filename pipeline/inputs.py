@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import functools
+import errno
 import hashlib
-import io
 import ipaddress
-import socket
-import warnings
-from dataclasses import dataclass
-from pathlib import Path
+import os
+import stat
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from PIL import Image, UnidentifiedImageError
+from . import fetch, images
 
 MAX_INPUT_BYTES = 10 * 1024 * 1024  # the stricter of Ideogram's 25 MB and the proxies' 10 MB
 MAX_INPUT_PIXELS = 25_000_000  # e.g. 5000 x 5000; far above what the API takes, far below a bomb
-FORMATS = ("PNG", "JPEG", "WEBP")
+FORMATS = images.FORMATS
 
 
 @dataclass(frozen=True)
@@ -43,16 +43,83 @@ class ImageInfo:
     black_and_white: bool
 
 
-@functools.lru_cache(maxsize=4096)
+@dataclass(frozen=True)
+class VerifiedImage:
+    """Bytes read once and checked: exactly these bytes are the ones to send."""
+
+    data: bytes = field(repr=False)
+    content_type: str  # of the true format: image/png, image/jpeg or image/webp
+    info: ImageInfo
+
+
+def read_image_file(path: str, expect_sha256: str = "") -> VerifiedImage:
+    """Open a local image once without following a symbolic link, check it, return its bytes.
+
+    The file is opened with O_NOFOLLOW (and O_NONBLOCK, so a FIFO cannot hang the run),
+    checked on the open descriptor, read once, and decoded from the bytes that were read,
+    so nothing can swap it between the check and the send. With `expect_sha256` (the
+    digest taken at planning) a file edited since then is refused rather than sent.
+    """
+    data, _ = _read_once(path)
+    info = inspect_bytes(data, path)
+    if expect_sha256 and info.sha256 != expect_sha256:
+        raise BadImage(f"{path} changed since the run was planned; plan again to send it")
+    return VerifiedImage(data, images.CONTENT_TYPES[info.format], info)
+
+
+def _read_once(path: str) -> tuple[bytes, tuple[int, ...]]:
+    """(bytes, identity) of a regular file opened without following a final symbolic link."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | \
+        getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError as exc:
+        raise BadImage(f"file not found: {path}") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BadImage(f"{path} is a symbolic link; input files are read without following "
+                           "links (name the file itself)") from exc
+        raise BadImage(f"cannot open {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise BadImage(f"{path} is not a regular file")
+        if st.st_size > MAX_INPUT_BYTES:
+            raise BadImage(f"{path} is {st.st_size:,} bytes; input images are limited to "
+                           f"{MAX_INPUT_BYTES:,}")
+        data = f.read(MAX_INPUT_BYTES + 1)
+    return data, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class _InfoCache:
+    """ImageInfo by (path, device, inode, size, mtime, ctime): an edited file is never stale."""
+
+    def __init__(self, size: int = 4096):
+        self._items: OrderedDict[tuple[object, ...], ImageInfo] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> ImageInfo:
+        data, identity = _read_once(path)
+        key = (path, *identity)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        info = inspect_bytes(data, path)
+        with self._lock:
+            self._items[key] = info
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return info
+
+
+_INFO = _InfoCache()
+
+
 def inspect_file(path: str) -> ImageInfo:
-    """Check a local image (size cap, PNG/JPEG/WebP, decodes) and describe it."""
-    p = Path(path)
-    if not p.is_file():
-        raise BadImage(f"{path} is not a regular file" if p.exists() else f"file not found: {path}")
-    size = p.stat().st_size
-    if size > MAX_INPUT_BYTES:
-        raise BadImage(f"{path} is {size:,} bytes; input images are limited to {MAX_INPUT_BYTES:,}")
-    return inspect_bytes(p.read_bytes(), path)
+    """Check a local image (no symbolic link, size cap, PNG/JPEG/WebP, decodes) and describe it."""
+    return _INFO.get(path)
 
 
 def inspect_bytes(data: bytes, name: str) -> ImageInfo:
@@ -61,39 +128,11 @@ def inspect_bytes(data: bytes, name: str) -> ImageInfo:
         raise BadImage(f"{name} is {len(data):,} bytes; input images are limited to "
                        f"{MAX_INPUT_BYTES:,}")
     try:
-        with warnings.catch_warnings():
-            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those too.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=FORMATS) as im:
-                if im.width * im.height > MAX_INPUT_PIXELS:
-                    raise BadImage(f"{name} says it is {im.width}x{im.height} pixels; input "
-                                   f"images are limited to {MAX_INPUT_PIXELS:,} pixels "
-                                   "(a decompression bomb?)")
-                im.load()
-                bw = _is_black_and_white(im)
-                return ImageInfo(hashlib.sha256(data).hexdigest(), im.width, im.height,
-                                 im.format or "", bw)
-    except BadImage:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImage(f"{name}: refused as a decompression bomb ({exc})") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise BadImage(f"{name} is not a PNG, JPEG or WebP image") from exc
-
-
-def _is_black_and_white(im: Image.Image) -> bool:
-    if im.mode == "1":
-        return True
-    gray = im.convert("L")
-    colours = gray.getcolors(maxcolors=256) or []
-    return all(value in (0, 255) for _, value in colours) and \
-        (im.mode in ("1", "L", "LA") or _grey(im))
-
-
-def _grey(im: Image.Image) -> bool:
-    rgb = im.convert("RGB")
-    r, g, b = rgb.split()
-    return r.tobytes() == g.tobytes() == b.tobytes()
+        decoded = images.decode(data, name, MAX_INPUT_PIXELS, "input images")
+    except images.BadImageData as exc:
+        raise BadImage(str(exc)) from exc
+    return ImageInfo(hashlib.sha256(data).hexdigest(), decoded.width, decoded.height,
+                     decoded.format, images.black_and_white(decoded))
 
 
 def check_mask(image: ImageInfo, mask: ImageInfo) -> str | None:
@@ -107,10 +146,11 @@ def check_mask(image: ImageInfo, mask: ImageInfo) -> str | None:
 
 
 def check_url(url: str, allow_private: bool = False, resolve: bool = False) -> None:
-    """Refuse non-http(s) URLs and, unless allowed, private and link-local hosts.
+    """Refuse non-http(s) URLs and, unless allowed, hosts that are not public.
 
-    Loopback is always allowed, so that the embedded emulator works. With `resolve`
-    the host name is looked up and every address it resolves to is checked.
+    Loopback passes here: whether it is the provider's own host (the one exception) is
+    decided by the guarded fetch (pipeline.fetch), which is the authority at run time.
+    With `resolve` the name is looked up and every address is checked.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
@@ -121,35 +161,14 @@ def check_url(url: str, allow_private: bool = False, resolve: bool = False) -> N
         raise BadImage(f"{url[:80]!r}: the URL has no host")
     if allow_private:
         return
-    addresses = [host]
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        numeric = _legacy_ipv4(host)
-        if numeric is not None:
-            addresses = [numeric]
-        elif host == "localhost" or not resolve:
-            return
-        else:
-            try:
-                addresses = [str(info[4][0]) for info in socket.getaddrinfo(host, None)]
-            except OSError as exc:
-                raise BadImage(f"{url[:80]!r}: cannot resolve {host}") from exc
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_loopback:
-            continue
-        if ip.is_private or ip.is_link_local or ip.is_reserved or ip.is_multicast \
-                or ip.is_unspecified:
+    address = fetch.literal_address(host)
+    addresses = [address] if address else []
+    if not addresses and resolve and host != "localhost":
+        try:
+            addresses = fetch.system_resolve(host, parts.port or 443)
+        except (OSError, ValueError) as exc:
+            raise BadImage(f"{url[:80]!r}: cannot resolve {host}") from exc
+    for each in addresses:
+        if not fetch.is_public(each) and not ipaddress.ip_address(each).is_loopback:
             raise BadImage(f"{url[:80]!r}: {host} is a private or link-local address "
                            "(set allow_private_urls: true to allow it)")
-
-
-def _legacy_ipv4(host: str) -> str | None:
-    """'167772165', '0x0a000005', '10.1' or '012.0.0.5': forms the resolver reads as IPv4."""
-    if not all(c in "0123456789abcdefx." for c in host.lower()) or not host[:1].isdigit():
-        return None
-    try:
-        return socket.inet_ntoa(socket.inet_aton(host))
-    except OSError:
-        return None

@@ -178,16 +178,35 @@ def parse(endpoint: Endpoint, body: Any) -> Result:
     for i, item in enumerate(data):
         if not isinstance(item, Mapping):
             raise BadResponse(f"data[{i}] is not an object")
+        url = _text(item.get("url"))
         safe = item.get("is_image_safe")
-        url = item.get("url") or None
-        seed = item.get("seed")
         images.append(ResultImage(
-            index=i, url=str(url) if url else None,
-            prompt=item.get("prompt") if isinstance(item.get("prompt"), str) else None,
-            resolution=str(item["resolution"]) if item.get("resolution") else None,
-            seed=int(seed) if isinstance(seed, (int, str)) and str(seed).isdigit() else None,
-            is_image_safe=bool(safe) if safe is not None else url is not None,
-            style_type=item.get("style_type"),
-            upscaled_resolution=item.get("upscaled_resolution"),
+            index=i, url=url, prompt=_text(item.get("prompt")),
+            resolution=_text(item.get("resolution")), seed=_seed(item.get("seed")),
+            is_image_safe=safe if isinstance(safe, bool) else url is not None,
+            style_type=_text(item.get("style_type")),
+            upscaled_resolution=_text(item.get("upscaled_resolution")),
         ))
-    return Result(images=tuple(images), created=None if created is None else str(created))
+    return Result(images=tuple(images), created=_text(created))
+
+
+MAX_SEED = 2**63 - 1  # what SQLite (and the journal) can hold
+
+
+def _text(value: Any) -> str | None:
+    """A server's scalar as text (numbers too), or None for absent, empty or nested values."""
+    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+        return None
+    text = str(value)
+    return text or None
+
+
+def _seed(value: Any) -> int | None:
+    """A seed the journal can hold: an integer (or digit string) in 0..2**63-1, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= MAX_SEED:
+        return value
+    return None

@@ -68,6 +68,9 @@ def run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
     p.add_argument("--manifest-format", choices=["csv", "parquet", "jsonl"])
     p.add_argument("--open", action="store_true", help="open the report when done")
+    p.add_argument(
+        "--allow-http", action="store_true", help="allow plain http to a base URL that is not loopback"
+    )
 
 
 def run_options(args: argparse.Namespace, **extra: Any) -> Any:
@@ -85,6 +88,7 @@ def run_options(args: argparse.Namespace, **extra: Any) -> Any:
         retry_in_doubt=args.retry_in_doubt,
         quiet=args.quiet,
         manifest_format=args.manifest_format,
+        allow_http=args.allow_http,
         **extra,
     )
 

@@ -10,8 +10,11 @@ from typing import Any
 from .. import journal as jr
 from .. import providers
 from ..client import Client, RetryPolicy, Timeouts, session
+from ..errors import InputError
+from ..fetch import Fetcher, Guard
 from ..limiter import AdaptiveLimit
 from ..planner import Plan, Task
+from ..transport import check_max_cost
 from .options import Event, EventKind, RunOptions
 
 
@@ -31,6 +34,9 @@ class RunContext:
         ceiling = int(options.concurrency or data.get("concurrency") or 8)
         self.limit = AdaptiveLimit(ceiling=ceiling)
         self.cv = threading.Condition()
+        problem = check_max_cost(options.max_cost)
+        if problem:
+            raise InputError(problem)
         self.timeouts = options.timeouts or Timeouts(**data.get("timeouts", {}))
         retry = options.retry or RetryPolicy(retry_unknown=bool(data.get("retry_unknown", False)))
         self.http = session(pool=max(32, ceiling * 3))
@@ -41,7 +47,10 @@ class RunContext:
             timeouts=self.timeouts,
             http=self.http,
             on_rate_limited=self.rate_limited,
+            allow_http=options.allow_http,
         )
+        allow_private = bool(data.get("allow_private_urls"))
+        self.fetcher = Fetcher(Guard.for_base_url(provider.base_url, allow_private), pool_size=ceiling * 2)
         caps = [c for c in (data.get("budget_usd"), options.max_cost) if c is not None]
         self.cap: float | None = min(caps) if caps else None
         self.tasks = {t.id: t for t in plan.tasks}

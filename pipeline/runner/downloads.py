@@ -92,7 +92,7 @@ class Downloader:
         else:
             if not img.get("url"):
                 raise DownloadError("no stored copy and no URL to download it from")
-            data = download.fetch(ctx.http, img["url"], (ctx.timeouts.connect, ctx.timeouts.read))
+            data = download.get(ctx.fetcher, img["url"], ctx.timeouts)
         _, width, height = download.verify(data)
         sha = self.store.put(data)
         try:

@@ -88,6 +88,7 @@ class Run:
         except BaseException:
             journal.close()
             ctx.http.close()
+            ctx.fetcher.close()
             raise
         ctx.emit(EventKind.STARTED, done=self.scheduler.counts[Phase.FINISHED])
         try:
@@ -126,6 +127,7 @@ class Run:
             report = self._report(frame, duration, money.run_spent)
         ctx.journal.close()
         ctx.http.close()
+        ctx.fetcher.close()
         code = 130 if ctx.interrupted else 0 if status == "ok" else 1
         return RunResult(
             ctx.run_id,

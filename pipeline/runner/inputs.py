@@ -6,11 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import requests
-
-from .. import download, templating, wire
+from .. import images, templating, wire
 from ..errors import ImageInputError, InputError
-from ..inputs import check_mask, check_url, inspect_bytes
+from ..fetch import FetchError
+from ..inputs import MAX_INPUT_BYTES, VerifiedImage, check_mask, inspect_bytes, read_image_file
 from ..planner import Task
 from ..status import Status
 from .context import RunContext
@@ -69,25 +68,26 @@ def step_results(ctx: RunContext, task: Task) -> dict[str, Any]:
 
 
 def input_images(ctx: RunContext, task: Task) -> dict[str, list[wire.InputImage]]:
-    """The task's input images by role, read (or fetched) and checked."""
-    allow_private = bool(ctx.plan.recipe.data.get("allow_private_urls"))
+    """The task's input images by role: read once (or fetched through the guard) and checked.
+
+    The bytes checked are the bytes sent: files are opened once without following links
+    and must still match the digest taken when planning.
+    """
     out: dict[str, list[wire.InputImage]] = {}
     for role, refs in task.images.items():
         items = []
         for ref in refs:
             if ref.kind == "step":
                 img = ctx.image_ok[ref.value]
-                data = (ctx.out_dir / img["file"]).read_bytes()
+                got = read_image_file(str(ctx.out_dir / img["file"]), img.get("sha256") or "")
                 url = img.get("url") if time.time() - (img.get("updated_at") or 0) < URL_FRESH_S else None
-                items.append(wire.InputImage(data, Path(img["file"]).name, "image/png", url))
+                items.append(wire.InputImage(got.data, Path(img["file"]).name, got.content_type, url))
             elif ref.kind == "file":
-                path = Path(ref.value)
-                data = path.read_bytes()
-                items.append(wire.InputImage(data, path.name, content_type(data[:16])))
+                got = read_image_file(ref.value, ref.digest)
+                items.append(wire.InputImage(got.data, Path(ref.value).name, got.content_type))
             else:
-                check_url(ref.value, allow_private, resolve=True)
-                data = fetch_input(ctx.http, ref.value, allow_private)
-                items.append(wire.InputImage(data, "image", content_type(data[:16]), ref.value))
+                got = fetch_input(ctx, ref.value)
+                items.append(wire.InputImage(got.data, "image", got.content_type, ref.value))
         out[role] = items
     if out.get("image") and out.get("mask"):  # the API would refuse a misfit mask
         why = check_mask(
@@ -99,27 +99,11 @@ def input_images(ctx: RunContext, task: Task) -> dict[str, list[wire.InputImage]
     return out
 
 
-def fetch_input(http: requests.Session, url: str, allow_private: bool) -> bytes:
-    """Fetch an input image URL, following redirects only to allowed hosts."""
-    for _ in range(5):
-        try:
-            resp = http.get(url, timeout=(10, 60), allow_redirects=False)
-        except requests.RequestException as exc:
-            raise ImageInputError(f"cannot fetch {url[:80]}: {type(exc).__name__}") from exc
-        if resp.is_redirect and resp.headers.get("Location"):
-            url = requests.compat.urljoin(url, resp.headers["Location"])
-            check_url(url, allow_private, resolve=True)
-            continue
-        if resp.status_code != 200:
-            raise ImageInputError(f"{url[:80]} answered {resp.status_code}")
-        if len(resp.content) > download.MAX_BYTES:
-            raise ImageInputError(f"{url[:80]} is too large")
-        download.verify(resp.content)
-        return resp.content
-    raise ImageInputError(f"{url[:80]}: too many redirects")
-
-
-def content_type(head: bytes) -> str:
-    """The MIME type of image bytes (PNG when unknown)."""
-    kind = download.sniff(head) or "PNG"
-    return {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}[kind]
+def fetch_input(ctx: RunContext, url: str) -> VerifiedImage:
+    """Fetch an input image URL through the guarded fetch and check its bytes."""
+    try:
+        fetched = ctx.fetcher.get(url, ctx.timeouts, MAX_INPUT_BYTES)
+    except FetchError as exc:
+        raise ImageInputError(f"cannot use {url[:80]}: {exc}") from exc
+    info = inspect_bytes(fetched.data, url[:80])
+    return VerifiedImage(fetched.data, images.CONTENT_TYPES[info.format], info)

@@ -57,6 +57,8 @@ class RunOptions:
     timeouts: Timeouts | None = None
     retry: RetryPolicy | None = None
     environ: Mapping[str, str] | None = field(default=None, repr=False)
+    #: send the key over plain http to a host that is not loopback (refused by default)
+    allow_http: bool = False
     reproduce: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
     #: called with every Event (from the engine's threads; keep it quick)
     on_event: Callable[[Event], None] | None = field(default=None, repr=False)
