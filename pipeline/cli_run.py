@@ -41,6 +41,15 @@ def add_parsers(sub: Any, selection: Callable[[argparse.ArgumentParser], None]) 
     rs = sub.add_parser("runs", help="list the runs recorded in an output directory")
     rs.add_argument("out_dir", metavar="OUT_DIR")
 
+    gc = sub.add_parser("gc", help="remove stored images no task references (shows them first)")
+    gc.add_argument("out_dir", metavar="OUT_DIR")
+    gc.add_argument("--yes", action="store_true", help="delete without asking")
+
+    dr = sub.add_parser("doctor", help="check an output folder's journal and files")
+    dr.add_argument("out_dir", metavar="OUT_DIR")
+    dr.add_argument("--repair", action="store_true",
+                    help="rebuild what it can from the files, the store and the manifest")
+
     em = sub.add_parser("emulator", help="serve the embedded Ideogram-compatible API")
     em.add_argument("--host", default="127.0.0.1")
     em.add_argument("--port", type=int, default=8765)
@@ -60,6 +69,8 @@ def add_parsers(sub: Any, selection: Callable[[argparse.ArgumentParser], None]) 
     command("report")(_report)
     command("runs")(_runs)
     command("emulator")(_emulator)
+    command("gc")(_gc)
+    command("doctor")(_doctor)
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
@@ -147,6 +158,36 @@ def _runs(args: argparse.Namespace) -> int:
         print(f"{r['run_id']:<26} {r['started_at'] or '':<26} {r['images']:>7} "
               f"{r['spent_usd'] or 0:>9.4f}  {r['status']}")
     return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from .upkeep import collect_garbage
+
+    found = collect_garbage(Path(args.out_dir), remove=False)
+    print(found.describe())
+    if not found.objects:
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("dry run: pass --yes to delete them")
+            return 0
+        if input("Delete them? [y/N] ").strip().lower() not in ("y", "yes"):
+            return 0
+    print(collect_garbage(Path(args.out_dir), remove=True).describe())
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .upkeep import doctor
+
+    found = doctor(Path(args.out_dir), repair=args.repair)
+    for line in found.problems:
+        print(f"problem: {line}")
+    for line in found.repaired:
+        print(f"repaired: {line}")
+    print(f"{found.images} image(s) checked; " + ("healthy" if not found.problems else
+          "repaired" if found.healthy else f"run `ideopipe doctor {args.out_dir} --repair` to fix"))
+    return 0 if found.healthy else 1
 
 
 def _emulator(args: argparse.Namespace) -> int:
