@@ -136,6 +136,11 @@ TABLE = [
     ],
     row("validate dangling.yaml", 2, r"dangling\.yaml: cannot read: no such file"),
     row("plan m.csv", 2, r"m\.csv: a csv file, not a recipe"),
+    row(
+        "validate out empty.yaml good.yaml",
+        2,
+        r"(?s)(?=.*out: an output folder)(?=.*empty\.yaml: the file is empty)(?=.*good\.yaml: ok \()",
+    ),
     # flags
     row("plan good.yaml --rows x", 2, r"--rows 'x': expected N or N-M"),
     row("plan good.yaml --limit abc", 2, r"--limit: invalid int value: 'abc'"),
@@ -295,3 +300,21 @@ def test_an_unexpected_error_is_one_sentence_unless_debugging(monkeypatch, capsy
 )
 def test_exit_codes_come_from_one_place(exc: BaseException, code: int):
     assert exit_code(exc) == code
+
+
+def test_help_imports_no_heavy_module(world: Path):
+    """`ideopipe --help` stays fast: pandas, Jinja2, jsonschema, requests, Pillow and tqdm load
+    only where a verb uses them."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pipeline", "--help"],
+        cwd=world,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
+    assert "pipeline.cli" in imported
+    heavy = {"pandas", "numpy", "jinja2", "jsonschema", "requests", "PIL", "tqdm", "yaml"}
+    assert not heavy & imported, heavy & imported
