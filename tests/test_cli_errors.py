@@ -76,13 +76,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (w / "adir").mkdir()
     (w / "file").write_text("just text\n", encoding="utf-8")
     shutil.copy(w / "out" / "manifest.csv", w / "m.csv")
-    for name in ("corrupt", "nomanifest", "junk"):
+    for name in ("corrupt", "nomanifest", "junk", "binmanifest", "emptymanifest"):
         shutil.copytree(w / "out", w / name)
     for extra in ("-wal", "-shm"):
         (w / "corrupt" / ".ideopipe" / f"state.db{extra}").unlink(missing_ok=True)
     (w / "corrupt" / ".ideopipe" / "state.db").write_bytes(b"this is not sqlite" * 100)
     (w / "nomanifest" / "manifest.csv").unlink()
     (w / "junk" / "manifest.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    (w / "binmanifest" / "manifest.csv").write_bytes(b"\xff\xfe\x00garbage\x00" * 50)
+    (w / "emptymanifest" / "manifest.csv").write_bytes(b"")
     (w / "noarrow" / "pyarrow").mkdir(parents=True)
     (w / "noarrow" / "pyarrow" / "__init__.py").write_text(
         "raise ImportError('No module named pyarrow')\n", encoding="utf-8"
@@ -196,6 +198,11 @@ TABLE = [
             ("file", r"file: a file, not an output folder"),
             ("corrupt", DAMAGED),
         )
+    ],
+    *[
+        row(f"{verb} {name}", 2, r"manifest\.csv: cannot be read as a manifest \(")
+        for verb in ("report", "rerun")
+        for name in ("binmanifest", "emptymanifest")
     ],
     row("report nomanifest", 2, r"no manifest.*`ideopipe doctor nomanifest --repair` rebuilds it"),
     # the emulator's knobs
