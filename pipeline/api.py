@@ -25,13 +25,13 @@ def plan_file(path: str | Path, *, sets: Sequence[str] | None = None, limit: int
               rows: str | None = None, provider: str | None = None,
               prices_file: str | None = None, out: str | None = None) -> Plan:
     """Load and plan a recipe file with the CLI's selection options."""
+    preflight.recipe_file(path)
     from . import yamlsource
     from .planner import plan
     from .pricing import check_prices
     from .recipe import load_recipe, parse_sets
     from .rows import parse_range
 
-    preflight.recipe_file(path)
     recipe = load_recipe(path, parse_sets(list(sets or [])))
     prices = None
     if prices_file:
