@@ -11,7 +11,7 @@ from typing import Any
 from . import runner, yamlsource
 from .errors import InputError, Problem, RecipeError
 from .journal import Journal
-from .manifest_check import read_checked
+from .manifest_check import ManifestError, file_problem, read_checked
 from .planner import Plan, plan
 from .planner.rerun import rerun_tasks
 from .pricing import check_prices, default_table
@@ -152,6 +152,9 @@ def _parent_file(source_dir: Path, image_id: str) -> str:
                                    (image_id,)).fetchone()
     if not row or not row[0]:
         raise InputError(f"the input image {image_id} of a selected row is not on disk")
+    why = file_problem(str(row[0]), source_dir.resolve())  # never send a file from outside
+    if why:
+        raise ManifestError([Problem(why, file=str(Journal.path_for(source_dir)))])
     return str(row[0])
 
 
