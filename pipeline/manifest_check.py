@@ -90,9 +90,8 @@ def _row_problems(record: dict[str, Any], root: Path) -> list[tuple[str, str]]:
     out = []
     status = _text(record.get("status"))
     if status not in KNOWN_STATUSES:
-        out.append(
-            ("status", f"unknown status {status!r}; expected one of " + ", ".join(sorted(KNOWN_STATUSES)))
-        )
+        what = "status is empty" if status is None else f"unknown status {status!r}"
+        out.append(("status", f"{what}; expected one of " + ", ".join(sorted(KNOWN_STATUSES))))
     file = _text(record.get("file"))
     if file is not None:
         why = file_problem(file, root)
