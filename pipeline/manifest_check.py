@@ -16,12 +16,13 @@ import os
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, Problem
 from .status import Status
+
+if TYPE_CHECKING:  # pandas is imported only when a manifest is read: `ideopipe --help` stays fast
+    import pandas as pd
 
 #: Statuses a manifest image may hold: today's, and `cached` from manifests written before
 #: `reused` (the journal-only task statuses never reach a manifest).
@@ -144,7 +145,7 @@ def matrix_problem(cell: str | None) -> str | None:
 
 
 def _text(value: Any) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if value is None or type(value).__name__ == "NAType" or (isinstance(value, float) and math.isnan(value)):
         return None
     return str(value)
 
