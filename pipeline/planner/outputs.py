@@ -137,31 +137,43 @@ class Outputs:
         return self._listing[folder]
 
     def finish(self) -> None:
-        """Report every file-versus-folder clash and case or Unicode collision between paths."""
-        s = self.s
+        """Report every file-versus-folder clash and case or Unicode collision between paths.
+
+        Only paths whose folded form differs from themselves are folded into a second table,
+        so the usual all-lowercase batch costs no second copy of every path.
+        """
+        s, owner = self.s, self.owner
         fold = _exact if self.allow_case else _folded
-        files: dict[str, str] = {}
-        for rel in self.owner:
-            other = files.setdefault(fold(rel), rel)
+        folded: dict[str, str] = {}  # folded form -> the first path that folds to it (not itself)
+        position: dict[str, int] | None = None
+        for rel in owner:
+            f = fold(rel)
+            if f == rel:
+                continue
+            other = f if f in owner else folded.setdefault(f, rel)
             if other != rel:
+                if position is None:  # only when there is a problem to report
+                    position = {path: n for n, path in enumerate(owner)}
+                first, second = sorted((other, rel), key=position.__getitem__)
                 s.problem(
                     _WHERE,
-                    f"{other!r} and {rel!r} are the same file on case-insensitive "
+                    f"{first!r} and {second!r} are the same file on case-insensitive "
                     "or Unicode-normalising file systems (macOS, Windows)",
-                    f"row {self.owner[rel][0].where()}; make the names differ by more than case, "
+                    f"row {owner[second][0].where()}; make the names differ by more than case, "
                     "or set output.allow_case_collisions: true",
                 )
         folders: set[str] = set()
-        for rel in self.owner:
+        for rel in owner:
             parent = rel.rpartition("/")[0]
             while parent and parent not in folders:
                 folders.add(parent)
-                clash = files.get(fold(parent))
+                f = fold(parent)
+                clash = f if f in owner else folded.get(f)
                 if clash is not None:
                     s.problem(
                         _WHERE,
                         f"{clash!r} would be a file and also the folder of {rel!r}",
-                        f"row {self.owner[rel][0].where()}",
+                        f"row {owner[rel][0].where()}",
                     )
                     break
                 parent = parent.rpartition("/")[0]
