@@ -192,11 +192,16 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
 
 
 def _parent_file(source_dir: Path, image_id: str) -> str:
+    from .manifest_check import ManifestError, file_problem
+
     with Journal.open_readonly(source_dir) as journal:
         row = journal.conn.execute("SELECT file FROM images WHERE image_id=?",
                                    (image_id,)).fetchone()
     if not row or not row[0]:
         raise InputError(f"the input image {image_id} of a selected row is not on disk")
+    why = file_problem(str(row[0]), source_dir.resolve())  # never send a file from outside
+    if why:
+        raise ManifestError([Problem(why, file=str(Journal.path_for(source_dir)))])
     return str(row[0])
 
 

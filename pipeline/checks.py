@@ -110,6 +110,8 @@ def shadow_problems(recipe: Recipe, rows: Sequence[Row]) -> list[Problem]:
     """A column named like a template name: an error where a template reads the bare name."""
     if not rows:
         return []
+    if rows[0].header_line is not None:
+        rows = rows[:1]  # a CSV or a sheet: every row has the header's columns
     readers: dict[str, list[tuple[Any, ...]]] = {}
     for path, source in recipe_templates(recipe.data):
         for name in bare_names(source) & TEMPLATE_NAMES.keys():

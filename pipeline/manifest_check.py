@@ -16,12 +16,13 @@ import os
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, Problem
 from .status import Status
+
+if TYPE_CHECKING:  # pandas is imported only when a manifest is read: `ideopipe --help` stays fast
+    import pandas as pd
 
 #: Statuses a manifest image may hold: today's, and `cached` from manifests written before
 #: `reused` (the journal-only task statuses never reach a manifest).
@@ -90,9 +91,8 @@ def _row_problems(record: dict[str, Any], root: Path) -> list[tuple[str, str]]:
     out = []
     status = _text(record.get("status"))
     if status not in KNOWN_STATUSES:
-        out.append(
-            ("status", f"unknown status {status!r}; expected one of " + ", ".join(sorted(KNOWN_STATUSES)))
-        )
+        what = "status is empty" if status is None else f"unknown status {status!r}"
+        out.append(("status", f"{what}; expected one of " + ", ".join(sorted(KNOWN_STATUSES))))
     file = _text(record.get("file"))
     if file is not None:
         why = file_problem(file, root)
@@ -145,7 +145,7 @@ def matrix_problem(cell: str | None) -> str | None:
 
 
 def _text(value: Any) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    if value is None or type(value).__name__ == "NAType" or (isinstance(value, float) and math.isnan(value)):
         return None
     return str(value)
 

@@ -233,6 +233,18 @@ XLSX_CASES = [
         make=gen_all(gen_xlsx([HEADER]), gen_recipe(xlsx_recipe(rows="xlsx: data.xlsx, sheet: 2"))),
     ),
     Case(
+        "xlsx-empty-file",
+        "uses-xlsx.yaml",
+        [XL + r" is not an \.xlsx file \(not a zip archive\)$"],
+        make=gen_file("data.xlsx", b""),
+    ),
+    Case(
+        "xlsx-link-to-passwd",
+        "uses-xlsx.yaml",
+        [XL + r" is not an \.xlsx file \(not a zip archive\)$"],
+        make=lambda tmp: (tmp / "data.xlsx").symlink_to("/etc/passwd"),
+    ),
+    Case(
         "xlsx-folder",
         "uses-xlsx.yaml",
         [r"^{R}:3:\d+: rows\.xlsx: xlsx file is not a regular file: "],
@@ -386,6 +398,30 @@ RECIPE_CASES = [
             r"the API supports 1 — keep one$"
         ],
         make=image,
+    ),
+    Case(
+        "prose-palette-default-v1",
+        None,
+        [r"^{R}:4:\d+: defaults\.color_palette: color_palette is not supported by V_1 — "],
+        make=recipe("defaults: {color_palette: {name: PASTEL}, model: V_1}\n"),
+    ),
+    Case(
+        "prose-style-type-default-with-codes",
+        None,
+        [r"^{R}:\d+:\d+: steps\[0\]\.style_codes: style_codes cannot be used with style_type"],
+        make=recipe("defaults: {style_type: DESIGN}\n", step="    style_codes: [AAFF5733]\n"),
+    ),
+    Case(
+        "prose-three-characters-remix",
+        None,
+        [r"^{R}:\d+:\d+: steps\[0\]\.character_reference_images: 3 character reference images"],
+        make=gen_all(
+            image,
+            gen_recipe(
+                "version: 1\nname: t\nsteps:\n  - id: a\n    op: remix\n    image: img.png\n"
+                "    prompt: x\n    character_reference_images: [img.png, img.png, img.png]\n"
+            ),
+        ),
     ),
     Case(
         "shadow-key-column",
@@ -701,6 +737,27 @@ MANIFEST_CASES = [
         RERUN,
         [M + r":2: seed: seed is missing or not an integer; rerun needs it$"],
         edit_manifest(set_cell("seed", "twelve")),
+    ),
+    manifest_case(
+        "report-file-nul",
+        REPORT,
+        [M + r":2: file: 'a\\x00\.png' leaves the output folder: it contains a NUL character$"],
+        edit_manifest(set_cell("file", "a\x00.png")),
+    ),
+    manifest_case(
+        "rerun-status-empty",
+        RERUN,
+        [M + r":2: status: status is empty; expected one of "],
+        edit_manifest(set_cell("status", "")),
+    ),
+    manifest_case(
+        "report-jsonl-garbage",
+        REPORT,
+        [r"^{T}/out/manifest\.jsonl: unreadable manifest: "],
+        gen_all(
+            lambda tmp: (tmp / "out" / "manifest.csv").unlink(),
+            gen_file("out/manifest.jsonl", b'{"image_id": "x"}\n{not json\n'),
+        ),
     ),
     manifest_case(
         "report-not-a-manifest",

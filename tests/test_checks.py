@@ -365,3 +365,17 @@ def test_a_bad_prices_file_does_not_hide_the_rest(tmp_path: Path, capsys):
     assert code == 2
     assert "r.yaml:3:14: prices_file: must map op:tier keys to prices" in err
     assert "r.yaml:5:39: steps[0].prompt: undefined variable: 'q' is undefined" in err
+
+
+def test_a_shadowing_key_on_a_later_json_line_is_found(tmp_path: Path, capsys):
+    path = recipe(
+        tmp_path,
+        """\
+        rows: {jsonl: data.jsonl}
+        steps: [{id: a, op: generate, prompt: "{{ product }} {{ step }}"}]
+        """,
+        {"data.jsonl": '{"product": "shoe"}\n{"product": "hat", "step": "x"}\n'},
+    )
+    code, _, err = validate(capsys, path)
+    assert code == 2
+    assert "data.jsonl:2: column step: column 'step' has the name of a template variable" in err

@@ -33,7 +33,7 @@ def select_rows(
         for p in exc.problems:
             s.problems.add(p)
         rows = rowsource.good_rows(exc)  # plan the others: their problems are worth seeing too
-    for p in checks.shadow_problems(s.r, rows[:1]) + checks.unused_sets(s.r, s.r.sets):
+    for p in checks.shadow_problems(s.r, rows) + checks.unused_sets(s.r, s.r.sets):
         (s.problems.warn if p.warning else s.problems.add)(p)
     if row_range:
         for p in checks.rows_beyond(row_range, len(rows), _source_name(s, spec)):
