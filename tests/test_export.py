@@ -597,6 +597,7 @@ def test_exif_orientation_is_applied_before_sizing(run, tmp_path):
         ("{{ ''.__class__.__mro__ }}.png", "refused by the sandbox"),
         ("{{ nope }}.png", "undefined variable"),
         ("{{ row_key ", "template syntax error"),
+        ("={{ image_id }}.png", "starts with '='; spreadsheets and shells misread it"),
         ("{{ 'É' if image_index == 0 else 'é' }}-{{ row_key }}.png", "exports are named 'É-A1.png'"),
     ],
 )

@@ -207,7 +207,8 @@ def delivery_csv(files: list[Delivered]) -> bytes:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(DELIVERY_COLUMNS)
     for d in files:
-        writer.writerow([_cell(getattr(d, c)) for c in DELIVERY_COLUMNS])
+        # file names are safe by construction and stay verbatim; other text is neutralised
+        writer.writerow([_cell(getattr(d, c)) if c != "file" else d.file for c in DELIVERY_COLUMNS])
     return buf.getvalue().encode("utf-8")
 
 
