@@ -205,6 +205,18 @@ TABLE = [
         for name in ("binmanifest", "emptymanifest")
     ],
     row("report nomanifest", 2, r"no manifest.*`ideopipe doctor nomanifest --repair` rebuilds it"),
+    # upkeep of an output folder
+    *[
+        row(f"{verb} {arg}", 2, msg)
+        for verb in ("gc", "doctor")
+        for arg, msg in (
+            ("missing", r"missing: no such folder — " + NOT_OUT),
+            ("good.yaml", r"good\.yaml: a recipe, not an output folder — " + NOT_OUT),
+            ("file", r"file: a file, not an output folder"),
+        )
+    ],
+    row("gc out", 0, r"would remove 0 unreferenced image\(s\)"),
+    row("doctor corrupt", 1, r"problem: \S*state\.db: the journal is damaged \(file is not a database\)"),
     # the emulator's knobs
     row("emulator --port 99999", 2, r"--port: '99999': expected a port from 0 to 65535"),
     row("emulator --fault-rate 2", 2, r"fault_rate 2\.0: expected a probability in \[0, 1\]"),
