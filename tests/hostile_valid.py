@@ -753,11 +753,12 @@ MANIFEST_CASES = [
     manifest_case(
         "report-jsonl-garbage",
         REPORT,
-        [r"^{T}/out/manifest\.jsonl: unreadable manifest: "],
+        [r"^ideopipe: {T}/out/manifest\.jsonl: cannot be read as a manifest \("],
         gen_all(
             lambda tmp: (tmp / "out" / "manifest.csv").unlink(),
             gen_file("out/manifest.jsonl", b'{"image_id": "x"}\n{not json\n'),
         ),
+        NOT_A_MANIFEST,
     ),
     manifest_case(
         "report-not-a-manifest",

@@ -215,6 +215,15 @@ TABLE = [
             ("file", r"file: a file, not an output folder"),
         )
     ],
+    *[
+        row(f"export {arg} --to deliver --sizes x-post", 2, msg)
+        for arg, msg in (
+            ("missing", r"missing: no such folder — " + NOT_OUT),
+            ("good.yaml", r"good\.yaml: a recipe, not an output folder — " + NOT_OUT),
+        )
+    ],
+    row("export out --to deliver --sizes bogus", 2, r"--sizes: unknown preset 'bogus' — known presets: "),
+    row("export out", 2, r"export: the following arguments are required: --to, --sizes"),
     row("gc out", 0, r"would remove 0 unreferenced image\(s\)"),
     row("doctor corrupt", 1, r"problem: \S*state\.db: the journal is damaged \(file is not a database\)"),
     # the emulator's knobs

@@ -394,9 +394,16 @@ def test_every_name_problem_is_reported_at_once_and_nothing_is_written(run, tmp_
     assert (outside / "victim.png").read_bytes() == b"keep me" and not (tmp_path / "up.png").exists()
 
 
-def test_the_default_name_clashes_when_a_step_makes_two_images_per_row(run, tmp_path, capsys):
+def test_the_default_name_is_unique_per_image(run, tmp_path):
     to = tmp_path / "d"
-    assert main([str(run), "--to", str(to), "--sizes", "64x64"]) == 2
+    assert main([str(run), "--to", str(to), "--sizes", "64x64"]) == 0
+    assert len({p.name for p in to.glob("*.png")}) == len(list(to.glob("*.png"))) > 1
+
+
+def test_a_name_without_the_image_clashes_when_a_step_makes_two_images(run, tmp_path, capsys):
+    to = tmp_path / "d"
+    name = "{{ row_key }}-{{ step_id }}-{{ width }}x{{ height }}.{{ ext }}"
+    assert main([str(run), "--to", str(to), "--sizes", "64x64", "--name", name]) == 2
     err = capsys.readouterr().err
     assert err.count("2 exports are named") == 2 and "add {{ image_id }} (unique per image)" in err
     assert not to.exists()
@@ -481,7 +488,7 @@ def test_bad_options_are_all_reported_at_once(run, tmp_path, capsys):
     assert "--step: unknown step 'heor'" in err
     assert "7 problem(s); nothing was written" in err
     assert main([str(tmp_path / "nowhere"), *argv]) == 2
-    assert "no manifest" in capsys.readouterr().err
+    assert "nowhere: no such folder" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 

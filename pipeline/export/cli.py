@@ -69,9 +69,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Run the export the arguments describe; print a summary or every problem."""
+    from .. import preflight
+
+    out_dir = preflight.output_folder(args.out_dir)  # a recipe or a missing folder: one sentence
     try:
         result = export(
-            args.out_dir,
+            out_dir,
             args.to,
             only=args.only,
             sizes=args.sizes,
