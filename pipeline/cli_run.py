@@ -84,6 +84,8 @@ def _run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retry-in-doubt", action="store_true",
                    help="resend in_doubt tasks (they may be billed twice)")
     p.add_argument("--quiet", action="store_true", help="no progress or summary")
+    p.add_argument("--verify", action="store_true",
+                   help="re-hash every finished file instead of trusting its size and mtime")
     p.add_argument("--manifest-format", choices=["csv", "parquet", "jsonl"])
     p.add_argument("--open", action="store_true", help="open the report when done")
 
@@ -95,7 +97,7 @@ def _options(args: argparse.Namespace, **extra: Any) -> Any:
                       max_cost=args.max_cost, yes=args.yes, force=args.force,
                       fail_fast=args.fail_fast, retry_failed=args.retry_failed,
                       retry_in_doubt=args.retry_in_doubt, quiet=args.quiet,
-                      manifest_format=args.manifest_format, **extra)
+                      manifest_format=args.manifest_format, verify=args.verify, **extra)
 
 
 def _finish(result: Any, open_report: bool) -> int:

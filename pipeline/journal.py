@@ -182,8 +182,8 @@ class Journal(_Writer):
         with self._tx() as c:
             c.executemany(
                 "INSERT INTO tasks (task_id, run_id, step_id, op, row_key, status, cost_usd, spec,"
-                " updated_at) VALUES (?,?,?,?,?,'pending',?,?,?) ON CONFLICT(task_id) DO NOTHING",
-                [(t[0], run_id, t[1], t[2], t[3], t[4], t[5], now) for t in tasks],
+                " updated_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(task_id) DO NOTHING",
+                [(t[0], run_id, t[1], t[2], t[3], Status.PENDING, t[4], t[5], now) for t in tasks],
             )
 
     def set_status(self, task_id: str, status: Status, error: str | None = None) -> None:
@@ -204,13 +204,13 @@ class Journal(_Writer):
         now = time.time()
         with self._tx() as c:
             c.execute(
-                "UPDATE tasks SET status='sending', attempts=attempts+1, error=NULL,"
+                "UPDATE tasks SET status=?, attempts=attempts+1, error=NULL,"
                 " run_id=?, updated_at=? WHERE task_id=?",
-                (run_id, now, task_id),
+                (Status.SENDING, run_id, now, task_id),
             )
             cur = c.execute(
-                "INSERT INTO attempts (task_id, run_id, started_at, status) VALUES (?,?,?,'sending')",
-                (task_id, run_id, now),
+                "INSERT INTO attempts (task_id, run_id, started_at, status) VALUES (?,?,?,?)",
+                (task_id, run_id, now, Status.SENDING),
             )
             return int(cur.lastrowid or 0)
 
@@ -250,9 +250,9 @@ class Journal(_Writer):
         body = json.dumps(answer.body, default=str) if answer.body is not None else None
         with self._tx() as c:
             c.execute(
-                "UPDATE attempts SET finished_at=?, status='ok', http_status=200,"
+                "UPDATE attempts SET finished_at=?, status=?, http_status=200,"
                 " latency_s=?-started_at WHERE attempt_id=?",
-                (now, now, attempt_id),
+                (now, Status.OK, now, attempt_id),
             )
             c.execute(
                 "INSERT OR REPLACE INTO responses (task_id, attempt_id, body, received_at,"
@@ -277,8 +277,8 @@ class Journal(_Writer):
                 [image_cells({**_ANNOUNCED, **img, "task_id": task_id, "now": now}) for img in images],
             )
             c.execute(
-                "UPDATE tasks SET status='responded', error=?, updated_at=? WHERE task_id=?",
-                (answer.problem, now, task_id),
+                "UPDATE tasks SET status=?, error=?, updated_at=? WHERE task_id=?",
+                (Status.RESPONDED, answer.problem, now, task_id),
             )
 
     def task_done(self, task_id: str, images: list[dict[str, Any]]) -> None:
@@ -313,14 +313,14 @@ class Journal(_Writer):
                     for img in images
                 ],
             )
-            c.execute("UPDATE tasks SET status='done', updated_at=? WHERE task_id=?", (now, task_id))
+            c.execute("UPDATE tasks SET status=?, updated_at=? WHERE task_id=?", (Status.DONE, now, task_id))
 
     def not_saved(self, task_id: str, image_ids: Iterable[str], error: str) -> None:
         """Images answered and paid for whose file is not on disk (a local failure)."""
         now = time.time()
         with self._tx() as c:
             c.executemany(
-                "UPDATE images SET status='not_saved', error=?, updated_at=? WHERE image_id=? AND task_id=?",
-                [(error, now, i, task_id) for i in image_ids],
+                "UPDATE images SET status=?, error=?, updated_at=? WHERE image_id=? AND task_id=?",
+                [(Status.NOT_SAVED, error, now, i, task_id) for i in image_ids],
             )
             c.execute("UPDATE tasks SET updated_at=? WHERE task_id=?", (now, task_id))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StorageError
+from .status import Status
 
 SCHEMA_VERSION = 2
 INT64 = (-(2**63), 2**63 - 1)
@@ -54,7 +55,7 @@ def _v1_to_v2(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE responses ADD COLUMN raw TEXT")
     conn.execute("ALTER TABLE responses ADD COLUMN problem TEXT")
     conn.execute("ALTER TABLE images ADD COLUMN mtime_ns INTEGER")
-    conn.execute("UPDATE images SET status='ok' WHERE status='cached'")
+    conn.execute("UPDATE images SET status=? WHERE status='cached'", (Status.OK,))  # v1's word
 
 
 #: from version N to N + 1

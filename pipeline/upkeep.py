@@ -119,7 +119,7 @@ def _check_runs(out_dir: Path, journal: Journal | None, found: Checkup) -> None:
     """Runs still marked running (a killed process) and requests still marked sending."""
     with Journal.open_readonly(out_dir) as reader:
         running = [r["run_id"] for r in reader.runs() if r["status"] == "running"]
-        sending = reader.query("SELECT task_id FROM tasks WHERE status='sending'")
+        sending = reader.query("SELECT task_id FROM tasks WHERE status=?", (Status.SENDING,))
     for run_id in running:
         found.problems.append(f"run {run_id} is still marked running (the process was killed)")
     if sending:

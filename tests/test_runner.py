@@ -82,15 +82,18 @@ def test_chain_runs_end_to_end(emulator, write_recipe):
 
 def test_second_run_costs_nothing(emulator, write_recipe):
     path = write_recipe(chain())
-    api.run_file(path, options(emulator))
+    first = api.run_file(path, options(emulator))
+    written = first.manifest.stat().st_mtime_ns
     before = emulator.ledger()["requests"]
     result = api.run_file(path, options(emulator))
     assert result.exit_code == 0
     assert emulator.ledger()["requests"] == before
-    frame = read_manifest(result.manifest)
-    assert set(frame["status"]) == {"ok"}  # ok whichever run produced it
-    assert frame["reused"].all() and frame["produced_by_run"].ne(result.run_id).all()
+    assert set(result.frame["status"]) == {"ok"}  # ok whichever run produced it
+    assert result.frame["reused"].all()
+    assert set(result.frame["produced_by_run"]) == {first.run_id}
     assert result.spent_usd == 0
+    assert result.manifest.stat().st_mtime_ns == written  # an unchanged manifest is kept
+    assert set(read_manifest(result.manifest)["produced_by_run"]) == {first.run_id}
 
 
 def test_editing_one_step_reruns_only_it_and_descendants(emulator, write_recipe):

@@ -104,7 +104,13 @@ class Run:
         from ..summary import explain
 
         ctx = self.ctx
-        frame = mf.build(ctx.plan, ctx.journal, ctx.run_id)
+        fmt = ctx.o.manifest_format or ctx.plan.recipe.data.get("output", {}).get("manifest_format", "csv")
+        frame = None
+        if not ctx.ran and not ctx.stop_reason:
+            frame = mf.unchanged(ctx.plan, ctx.out_dir, fmt, ctx.journal.last_change(), ctx.run_id)
+        kept = frame is not None
+        if frame is None:
+            frame = mf.build(ctx.plan, ctx.journal, ctx.run_id)
         money = totals(frame, ctx.run_id, ctx.simulated)
         ctx.spent = money.run_spent  # the bar's last figure is the one every view shows
         self.scheduler.tick()
@@ -114,10 +120,9 @@ class Run:
             "interrupted" if ctx.interrupted else "stopped" if ctx.stop_reason else "failed" if bad else "ok"
         )
         manifest = report = None
-        fmt = ctx.o.manifest_format or ctx.plan.recipe.data.get("output", {}).get("manifest_format", "csv")
         try:
             ctx.journal.finish_run(ctx.run_id, status, _now(), money.run_spent)
-            manifest = mf.write(frame, ctx.out_dir, fmt)
+            manifest = ctx.out_dir / f"manifest.{fmt}" if kept else mf.write(frame, ctx.out_dir, fmt)
         except (StorageError, OSError) as exc:
             ctx.emit(EventKind.NOTICE, f"the manifest could not be written: {exc}")
             ctx.stop_reason = ctx.stop_reason or str(exc)
