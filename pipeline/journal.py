@@ -19,11 +19,11 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import RunLocked, StorageError
 from .journal_read import Answer, JournalReader, TaskState, files_intact
-from .journal_schema import SCHEMA_VERSION, JournalCorrupt, image_cells, prepare, recovery
+from .journal_schema import SCHEMA_VERSION, JournalCorrupt, RunStatus, image_cells, prepare, recovery
 from .status import Status
 from .store import file_sha256
 
@@ -55,11 +55,14 @@ _ANNOUNCED: dict[str, Any] = dict.fromkeys(
 )
 
 
+_W = TypeVar("_W", bound="_Writer")
+
+
 class _Writer(JournalReader):
     """Opening a journal for a run, and its transactions."""
 
     @classmethod
-    def open(cls, out_dir: Path) -> Journal:
+    def open(cls: type[_W], out_dir: Path) -> _W:
         """Open for a run: take the directory's lock, create or migrate the schema."""
         state = Path(out_dir) / ".ideopipe"
         state.mkdir(parents=True, exist_ok=True)
@@ -161,7 +164,7 @@ class Journal(_Writer):
                     run.get("description"),
                     run["provider"],
                     run["started_at"],
-                    "running",
+                    RunStatus.RUNNING,
                     run.get("planned_usd"),
                     run.get("budget_usd"),
                     json.dumps(run.get("info", {}), default=str),

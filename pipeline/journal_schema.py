@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,17 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE INDEX IF NOT EXISTS images_task ON images(task_id);
 CREATE INDEX IF NOT EXISTS attempts_task ON attempts(task_id);
 """
+
+
+class RunStatus(StrEnum):
+    """How a run stands in the journal's `runs` table."""
+
+    RUNNING = "running"  # begun; still so after a kill -9 until the next run
+    OK = "ok"  # every planned image is ok
+    FAILED = "failed"  # it ran to the end with some images not ok
+    INTERRUPTED = "interrupted"  # stopped from outside (a signal, a notebook, stop())
+    STOPPED = "stopped"  # stopped by itself (auth, credit, full disk, --fail-fast)
+    KILLED = "killed"  # the process died while running (found by a later run)
 
 
 class JournalCorrupt(StorageError):

@@ -17,6 +17,7 @@ from typing import Any
 from .. import journal as jr
 from .. import providers
 from ..errors import StorageError
+from ..journal_schema import RunStatus
 from ..planner import Plan
 from ..status import Status
 from .context import RunContext
@@ -117,7 +118,13 @@ class Run:
         counts = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
         bad = sum(v for k, v in counts.items() if k != Status.OK)
         status = (
-            "interrupted" if ctx.interrupted else "stopped" if ctx.stop_reason else "failed" if bad else "ok"
+            RunStatus.INTERRUPTED
+            if ctx.interrupted
+            else RunStatus.STOPPED
+            if ctx.stop_reason
+            else RunStatus.FAILED
+            if bad
+            else RunStatus.OK
         )
         manifest = report = None
         try:
@@ -126,12 +133,12 @@ class Run:
         except (StorageError, OSError) as exc:
             ctx.emit(EventKind.NOTICE, f"the manifest could not be written: {exc}")
             ctx.stop_reason = ctx.stop_reason or str(exc)
-            status = "stopped"
+            status = RunStatus.STOPPED
         if manifest is not None:
             report = self._report(frame, duration, money.run_spent)
         ctx.journal.close()
         ctx.http.close()
-        code = 130 if ctx.interrupted else 0 if status == "ok" else 1
+        code = 130 if ctx.interrupted else 0 if status == RunStatus.OK else 1
         return RunResult(
             ctx.run_id,
             status,

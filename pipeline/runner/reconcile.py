@@ -6,6 +6,7 @@ import json
 
 from ..errors import BudgetExceeded
 from ..journal import TaskState, files_intact
+from ..journal_schema import RunStatus
 from ..status import Status
 from .context import RunContext
 from .scheduler import Phase, Scheduler
@@ -21,11 +22,11 @@ def reconcile(ctx: RunContext, sched: Scheduler) -> list[str]:
     are restored from the store or downloaded again.
     """
     o, j = ctx.o, ctx.journal
-    killed = [r["run_id"] for r in j.runs() if r["status"] == "running"]
+    killed = [r["run_id"] for r in j.runs() if r["status"] == RunStatus.RUNNING]
     if killed:  # we hold the lock, so these processes died: sweep their unfinished writes
         for stale in ctx.out_dir.rglob(".*.part"):
             stale.unlink(missing_ok=True)
-        j.mark_runs(killed, "killed")
+        j.mark_runs(killed, RunStatus.KILLED)
     known = j.known_tasks()
     j.register(
         (
