@@ -51,8 +51,7 @@ def chain(extra: str = "", **subs: str) -> str:
 
 def options(emulator, **kw) -> RunOptions:
     kw.setdefault("quiet", True)
-    return RunOptions(base_url=emulator.base_url, environ={"IDEOGRAM_API_KEY": TEST_KEY},
-                      yes=True, **kw)
+    return RunOptions(base_url=emulator.base_url, environ={"IDEOGRAM_API_KEY": TEST_KEY}, yes=True, **kw)
 
 
 def billed(emulator) -> int:
@@ -229,8 +228,9 @@ def test_journal_is_real_sqlite_in_wal_mode(emulator, write_recipe):
 def test_rerun_reproduces_images_byte_for_byte(emulator, write_recipe, tmp_path: Path):
     path = write_recipe(chain())
     first = api.run_file(path, options(emulator))
-    result = api.rerun(first.manifest, where="step_id != 'hero'", out=str(tmp_path / "again"),
-                       options=options(emulator))
+    result = api.rerun(
+        first.manifest, where="step_id != 'hero'", out=str(tmp_path / "again"), options=options(emulator)
+    )
     assert result.exit_code == 0
     old = read_manifest(first.manifest).set_index("file")
     new = read_manifest(result.manifest)
