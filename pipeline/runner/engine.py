@@ -91,10 +91,7 @@ class Run:
             ctx.http.close()
             raise
         ctx.emit(EventKind.STARTED, done=self.scheduler.counts[Phase.FINISHED])
-        try:
-            self.scheduler.run(todo)
-        except KeyboardInterrupt:  # a notebook's interrupt button: finish like a stop
-            ctx.stop("interrupted")
+        self.scheduler.run(todo)
         return self._finish(time.monotonic() - t0)
 
     # -- after ----------------------------------------------------------------
