@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import IO, Any
 
 from .errors import BudgetExceeded
+from .journal_schema import RunStatus
 from .progress import Progress
 from .runner import Event, EventKind, RunOptions, RunResult
 from .summary import summary_table
@@ -118,7 +119,7 @@ def summary(result: RunResult) -> str:
         lines.append("not ok: " + "; ".join(result.failures))
     if result.money is not None:
         lines.append(result.money.describe())
-    if result.message and result.status != "interrupted":
+    if result.message and result.status != RunStatus.INTERRUPTED:
         lines.append(f"ideopipe: stopped: {result.message}")
     lines.append(f"manifest: {result.manifest}")
     if result.report:

@@ -19,11 +19,11 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import JournalCorrupt, RunLocked, StorageError
 from .journal_read import Answer, JournalReader, TaskState, files_intact
-from .journal_schema import SCHEMA_VERSION, image_cells, prepare, recovery
+from .journal_schema import SCHEMA_VERSION, RunStatus, image_cells, prepare, recovery
 from .status import Status
 from .store import file_sha256
 
@@ -55,11 +55,14 @@ _ANNOUNCED: dict[str, Any] = dict.fromkeys(
 )
 
 
+_W = TypeVar("_W", bound="_Writer")
+
+
 class _Writer(JournalReader):
     """Opening a journal for a run, and its transactions."""
 
     @classmethod
-    def open(cls, out_dir: Path) -> Journal:
+    def open(cls: type[_W], out_dir: Path) -> _W:
         """Open for a run: take the directory's lock, create or migrate the schema."""
         state = Path(out_dir) / ".ideopipe"
         state.mkdir(parents=True, exist_ok=True)
@@ -161,7 +164,7 @@ class Journal(_Writer):
                     run.get("description"),
                     run["provider"],
                     run["started_at"],
-                    "running",
+                    RunStatus.RUNNING,
                     run.get("planned_usd"),
                     run.get("budget_usd"),
                     json.dumps(run.get("info", {}), default=str),
@@ -182,8 +185,8 @@ class Journal(_Writer):
         with self._tx() as c:
             c.executemany(
                 "INSERT INTO tasks (task_id, run_id, step_id, op, row_key, status, cost_usd, spec,"
-                " updated_at) VALUES (?,?,?,?,?,'pending',?,?,?) ON CONFLICT(task_id) DO NOTHING",
-                [(t[0], run_id, t[1], t[2], t[3], t[4], t[5], now) for t in tasks],
+                " updated_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(task_id) DO NOTHING",
+                [(t[0], run_id, t[1], t[2], t[3], Status.PENDING, t[4], t[5], now) for t in tasks],
             )
 
     def set_status(self, task_id: str, status: Status, error: str | None = None) -> None:
@@ -204,13 +207,13 @@ class Journal(_Writer):
         now = time.time()
         with self._tx() as c:
             c.execute(
-                "UPDATE tasks SET status='sending', attempts=attempts+1, error=NULL,"
+                "UPDATE tasks SET status=?, attempts=attempts+1, error=NULL,"
                 " run_id=?, updated_at=? WHERE task_id=?",
-                (run_id, now, task_id),
+                (Status.SENDING, run_id, now, task_id),
             )
             cur = c.execute(
-                "INSERT INTO attempts (task_id, run_id, started_at, status) VALUES (?,?,?,'sending')",
-                (task_id, run_id, now),
+                "INSERT INTO attempts (task_id, run_id, started_at, status) VALUES (?,?,?,?)",
+                (task_id, run_id, now, Status.SENDING),
             )
             return int(cur.lastrowid or 0)
 
@@ -250,9 +253,9 @@ class Journal(_Writer):
         body = json.dumps(answer.body, default=str) if answer.body is not None else None
         with self._tx() as c:
             c.execute(
-                "UPDATE attempts SET finished_at=?, status='ok', http_status=200,"
+                "UPDATE attempts SET finished_at=?, status=?, http_status=200,"
                 " latency_s=?-started_at WHERE attempt_id=?",
-                (now, now, attempt_id),
+                (now, Status.OK, now, attempt_id),
             )
             c.execute(
                 "INSERT OR REPLACE INTO responses (task_id, attempt_id, body, received_at,"
@@ -277,8 +280,8 @@ class Journal(_Writer):
                 [image_cells({**_ANNOUNCED, **img, "task_id": task_id, "now": now}) for img in images],
             )
             c.execute(
-                "UPDATE tasks SET status='responded', error=?, updated_at=? WHERE task_id=?",
-                (answer.problem, now, task_id),
+                "UPDATE tasks SET status=?, error=?, updated_at=? WHERE task_id=?",
+                (Status.RESPONDED, answer.problem, now, task_id),
             )
 
     def task_done(self, task_id: str, images: list[dict[str, Any]]) -> None:
@@ -313,14 +316,14 @@ class Journal(_Writer):
                     for img in images
                 ],
             )
-            c.execute("UPDATE tasks SET status='done', updated_at=? WHERE task_id=?", (now, task_id))
+            c.execute("UPDATE tasks SET status=?, updated_at=? WHERE task_id=?", (Status.DONE, now, task_id))
 
     def not_saved(self, task_id: str, image_ids: Iterable[str], error: str) -> None:
         """Images answered and paid for whose file is not on disk (a local failure)."""
         now = time.time()
         with self._tx() as c:
             c.executemany(
-                "UPDATE images SET status='not_saved', error=?, updated_at=? WHERE image_id=? AND task_id=?",
-                [(error, now, i, task_id) for i in image_ids],
+                "UPDATE images SET status=?, error=?, updated_at=? WHERE image_id=? AND task_id=?",
+                [(Status.NOT_SAVED, error, now, i, task_id) for i in image_ids],
             )
             c.execute("UPDATE tasks SET updated_at=? WHERE task_id=?", (now, task_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .status import Status
-from .store import file_sha256, stat_key
+from .store import file_sha256
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,11 @@ class JournalReader:
         with self.mutex:
             row = self.conn.execute("SELECT spec FROM tasks WHERE task_id=?", (task_id,)).fetchone()
         return json.loads(row[0]) if row and row[0] else None
+
+    def known_tasks(self) -> set[str]:
+        """Ids of every task the journal has seen."""
+        with self.mutex:
+            return {r[0] for r in self.conn.execute("SELECT task_id FROM tasks")}
 
     def answered(self, task_ids: Iterable[str] | None = None) -> set[str]:
         """Tasks whose answer is recorded: they are never sent again."""
@@ -161,15 +167,17 @@ def files_intact(images: Iterable[Mapping[str, Any]], out_dir: Path, verify: boo
     With `verify` each file is hashed; without, a file whose size and mtime are the ones
     recorded at download is trusted (resume of a large run stays fast).
     """
+    root = os.fspath(out_dir)
     for img in images:
         if img["status"] == Status.OK and img["file"]:
-            path = Path(out_dir) / img["file"]
-            if (
-                not verify
-                and img.get("mtime_ns") is not None
-                and stat_key(path) == (img.get("bytes"), img["mtime_ns"])
-            ):
-                continue
-            if file_sha256(path) != img["sha256"]:
+            path = os.path.join(root, img["file"])
+            if not verify and img.get("mtime_ns") is not None:
+                try:
+                    st = os.stat(path, follow_symlinks=False)
+                except OSError:
+                    return False
+                if (st.st_size, st.st_mtime_ns) == (img.get("bytes"), img["mtime_ns"]):
+                    continue
+            if file_sha256(Path(path)) != img["sha256"]:
                 return False
     return True

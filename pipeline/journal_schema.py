@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from .errors import JournalCorrupt
+from .status import Status
 
 SCHEMA_VERSION = 2
 INT64 = (-(2**63), 2**63 - 1)
@@ -45,12 +47,23 @@ CREATE INDEX IF NOT EXISTS attempts_task ON attempts(task_id);
 """
 
 
+class RunStatus(StrEnum):
+    """How a run stands in the journal's `runs` table."""
+
+    RUNNING = "running"  # begun; still so after a kill -9 until the next run
+    OK = "ok"  # every planned image is ok
+    FAILED = "failed"  # it ran to the end with some images not ok
+    INTERRUPTED = "interrupted"  # stopped from outside (a signal, a notebook, stop())
+    STOPPED = "stopped"  # stopped by itself (auth, credit, full disk, --fail-fast)
+    KILLED = "killed"  # the process died while running (found by a later run)
+
+
 def _v1_to_v2(conn: sqlite3.Connection) -> None:
     """Version 2 keeps the raw answer text, why it was unusable, and each file's mtime."""
     conn.execute("ALTER TABLE responses ADD COLUMN raw TEXT")
     conn.execute("ALTER TABLE responses ADD COLUMN problem TEXT")
     conn.execute("ALTER TABLE images ADD COLUMN mtime_ns INTEGER")
-    conn.execute("UPDATE images SET status='ok' WHERE status='cached'")
+    conn.execute("UPDATE images SET status=? WHERE status='cached'", (Status.OK,))  # v1's word
 
 
 #: from version N to N + 1

@@ -149,6 +149,29 @@ def build(plan: Plan, journal: jr.Journal, run_id: str) -> pd.DataFrame:
 NOT_STARTED = frozenset({Status.PENDING, Status.SKIPPED_BUDGET, Status.SKIPPED_PARENT})
 
 
+def unchanged(plan: Plan, out_dir: Path, fmt: str, since: float, run_id: str) -> pd.DataFrame | None:
+    """The manifest on disk, when nothing changed since it was written (a no-op resume).
+
+    The file stays as it is; the frame returned is seen from `run_id` (nothing reused
+    was produced by it).
+    """
+    path = out_dir / f"manifest.{fmt}"
+    try:
+        if path.is_symlink() or path.stat().st_mtime <= since:
+            return None
+        frame = read_manifest(path)
+    except (OSError, ValueError):
+        return None
+    if "produced_by_run" not in frame or len(frame) == 0:
+        return None
+    ids = set(frame["task_id"].to_numpy(dtype=object, na_value=None))
+    if ids != {t.id for t in plan.tasks} or not frame["recipe_sha256"].eq(plan.recipe.sha256).all():
+        return None
+    frame["run_id"] = run_id
+    frame["reused"] = frame["status"].eq(Status.OK) & frame["produced_by_run"].ne(run_id)
+    return frame
+
+
 def image_status(st: jr.TaskState | None, img: Mapping[str, Any] | None) -> Status:
     """The manifest status of one planned image: `ok` whichever run produced it."""
     if st is None:
@@ -168,20 +191,15 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
-def _neutralise(value: Any) -> Any:
-    """Keep spreadsheets from running a cell as a formula: prefix it with a quote."""
-    if isinstance(value, str) and value.startswith(_FORMULA):
-        return "'" + value
-    return value
-
-
 def encode(frame: pd.DataFrame, fmt: str = "csv") -> bytes:
     """The manifest file's bytes in a format: csv (formula-safe), jsonl or parquet."""
     if fmt == "csv":
         safe = frame.copy()
         for col in safe.columns:
             if safe[col].dtype == "string":
-                safe[col] = safe[col].map(_neutralise, na_action="ignore").astype("string")
+                risky = safe[col].str.startswith(_FORMULA).fillna(False).astype(bool)
+                if risky.any():
+                    safe.loc[risky, col] = "'" + safe.loc[risky, col]
         return safe.to_csv(index=False).encode("utf-8")
     if fmt == "jsonl":
         return frame.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8")
@@ -218,7 +236,7 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
         frame = pd.read_csv(path, dtype=object, keep_default_na=False, na_values=[""])
         for col in frame.columns:
             if COLUMNS.get(col) == "string":
-                frame[col] = frame[col].map(_restore, na_action="ignore")
+                frame[col] = _restore(frame[col])
     return _typed(frame)
 
 
@@ -228,17 +246,20 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         values = frame[col]
         if dtype == "boolean":
-            values = values.map(
-                lambda v: v if isinstance(v, bool) else {"true": True, "false": False}.get(str(v).lower()),
-                na_action="ignore",
-            )
+            if values.dtype != bool:
+                values = values.astype("string").str.lower().map({"true": True, "false": False})
         elif dtype in ("Int64", "Float64"):
             values = pd.to_numeric(values, errors="coerce")
         frame[col] = values.astype(dtype)
     return frame
 
 
-def _restore(value: str) -> str:
-    if isinstance(value, str) and value.startswith("'") and value[1:2] in _FORMULA:
-        return value[1:]
-    return value
+def _restore(column: pd.Series) -> pd.Series:
+    """Undo the quote `encode` put before cells a spreadsheet would run as formulas."""
+    text = column.astype("string")
+    quoted = (text.str.startswith("'") & text.str[1:2].isin(_FORMULA)).fillna(False).astype(bool)
+    if not quoted.any():
+        return column
+    column = column.copy()
+    column[quoted] = text[quoted].str[1:]
+    return column

@@ -11,7 +11,7 @@ from typing import Any
 from . import store as st
 from .errors import InputError
 from .journal import Journal, JournalCorrupt
-from .journal_schema import SCHEMA_VERSION, image_cells
+from .journal_schema import SCHEMA_VERSION, RunStatus, image_cells
 from .status import Status
 
 
@@ -118,8 +118,8 @@ def _check_store(out_dir: Path, found: Checkup, repair: bool) -> None:
 def _check_runs(out_dir: Path, journal: Journal | None, found: Checkup) -> None:
     """Runs still marked running (a killed process) and requests still marked sending."""
     with Journal.open_readonly(out_dir) as reader:
-        running = [r["run_id"] for r in reader.runs() if r["status"] == "running"]
-        sending = reader.query("SELECT task_id FROM tasks WHERE status='sending'")
+        running = [r["run_id"] for r in reader.runs() if r["status"] == RunStatus.RUNNING]
+        sending = reader.query("SELECT task_id FROM tasks WHERE status=?", (Status.SENDING,))
     for run_id in running:
         found.problems.append(f"run {run_id} is still marked running (the process was killed)")
     if sending:
@@ -128,7 +128,7 @@ def _check_runs(out_dir: Path, journal: Journal | None, found: Checkup) -> None:
             "the next run marks them in_doubt"
         )
     if journal is not None and running:
-        journal.mark_runs(running, "killed")
+        journal.mark_runs(running, RunStatus.KILLED)
         found.repaired.extend(f"run {r} marked killed" for r in running)
     if journal is not None and sending:
         journal.set_statuses(

@@ -183,3 +183,37 @@ def test_stop_signal_finishes_in_flight_and_writes_the_manifest(env, tmp_path, s
         assert (tmp_path / "out" / row.file).is_file()
     with closing(sqlite3.connect(tmp_path / "out" / ".ideopipe" / "state.db")) as c:
         assert [r[0] for r in c.execute("SELECT status FROM runs")] == ["interrupted"]
+
+
+def test_a_second_signal_quits_at_once_and_the_next_run_recovers(env, tmp_path):
+    env.configure(latency_ms=3000)
+    path = recipe(tmp_path)
+    child = run_in_child(path, env)
+    wait_for_sending(tmp_path / "out", child)
+    child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    err = ""
+    while "letting requests in flight finish" not in err and time.monotonic() < deadline:
+        line = child.stderr.readline() if child.stderr else ""
+        err += line
+        if not line and child.poll() is not None:
+            break
+    child.send_signal(signal.SIGTERM)
+    child.communicate(timeout=30)
+    assert child.returncode == 143
+    env.configure(latency_ms=0)
+    assert main(["run", str(path), "--yes", "--quiet"]) in (0, 1)
+    with closing(sqlite3.connect(tmp_path / "out" / ".ideopipe" / "state.db")) as c:
+        statuses = [r[0] for r in c.execute("SELECT status FROM runs ORDER BY started_at")]
+    assert statuses[0] == "killed" and "running" not in statuses
+
+
+def test_a_corrupt_journal_is_one_clear_sentence(env, tmp_path, capsys):
+    path = recipe(tmp_path)
+    state = tmp_path / "out" / ".ideopipe"
+    state.mkdir(parents=True)
+    (state / "state.db").write_bytes(b"garbage" * 1000)
+    assert main(["run", str(path), "--yes"]) == 1
+    err = capsys.readouterr().err
+    assert "journal is damaged" in err and "ideopipe doctor" in err and "Traceback" not in err
+    assert env.ledger()["requests"] == 0

@@ -41,12 +41,22 @@ output:
 
 
 def kill_loop(emulator, folder: Path, rows: int, kills: int, rng: random.Random) -> dict:
-    (folder / "rows.csv").write_text("sku,product\n" + "".join(
-        f"S{i:04d},thing {i}\n" for i in range(rows)))
+    (folder / "rows.csv").write_text("sku,product\n" + "".join(f"S{i:04d},thing {i}\n" for i in range(rows)))
     recipe = folder / "crash.yaml"
     recipe.write_text(RECIPE)
-    cmd = [sys.executable, "-m", "pipeline", "run", str(recipe), "--yes", "--quiet",
-           "--base-url", emulator.base_url, "--concurrency", "6"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "run",
+        str(recipe),
+        "--yes",
+        "--quiet",
+        "--base-url",
+        emulator.base_url,
+        "--concurrency",
+        "6",
+    ]
     env = {**os.environ, "IDEOGRAM_API_KEY": "crash-key"}
     killed = 0
     for _ in range(kills):
@@ -84,8 +94,10 @@ def test_kill_loop_keeps_every_paid_image(emulator, tmp_path: Path):
     # no partial file sits at a final path, and no temp file was left behind for long
     for p in out.rglob("*.png"):
         assert file_sha256(p) in set(frame["sha256"].dropna()), p
-    print(f"\nkill loop: {outcome['killed']} kills, {ok} ok, {in_doubt} in_doubt, "
-          f"{ledger['billed_total']} billed, {doubled} billed twice")
+    print(
+        f"\nkill loop: {outcome['killed']} kills, {ok} ok, {in_doubt} in_doubt, "
+        f"{ledger['billed_total']} billed, {doubled} billed twice"
+    )
 
 
 @pytest.fixture
@@ -93,8 +105,9 @@ def small_disk(tmp_path: Path):
     """A real 192 KiB tmpfs (this needs root, as CI and the dev machines have)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     assert done.returncode == 0, f"cannot mount a tmpfs to fill up: {done.stderr}"
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
@@ -104,12 +117,10 @@ def small_disk(tmp_path: Path):
 def test_disk_full_stops_cleanly_and_resumes(emulator, small_disk: Path, tmp_path: Path):
     import sqlite3
 
-    (tmp_path / "rows.csv").write_text("sku,product\n" + "".join(
-        f"S{i:04d},thing {i}\n" for i in range(20)))
+    (tmp_path / "rows.csv").write_text("sku,product\n" + "".join(f"S{i:04d},thing {i}\n" for i in range(20)))
     recipe = tmp_path / "full.yaml"
     recipe.write_text(RECIPE.replace("dir: out", f"dir: {small_disk}"))
-    cmd = [sys.executable, "-m", "pipeline", "run", str(recipe), "--yes",
-           "--base-url", emulator.base_url]
+    cmd = [sys.executable, "-m", "pipeline", "run", str(recipe), "--yes", "--base-url", emulator.base_url]
     env = {**os.environ, "IDEOGRAM_API_KEY": "disk-key"}
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 1, first.stderr
@@ -137,14 +148,16 @@ def test_fault_storm_ends_honestly_and_the_ledger_matches(emulator, tmp_path: Pa
     from pipeline import api
     from pipeline.runner import RunOptions
 
-    emulator.configure(fault_rate=0.3,
-                       faults=("429", "500", "503", "drop", "accept_drop", "truncate", "slow"))
-    (tmp_path / "rows.csv").write_text("sku,product\n" + "".join(
-        f"S{i:04d},thing {i}\n" for i in range(25)))
+    emulator.configure(
+        fault_rate=0.3, faults=("429", "500", "503", "drop", "accept_drop", "truncate", "slow")
+    )
+    (tmp_path / "rows.csv").write_text("sku,product\n" + "".join(f"S{i:04d},thing {i}\n" for i in range(25)))
     recipe = tmp_path / "storm.yaml"
     recipe.write_text(RECIPE)
-    result = api.run_file(recipe, RunOptions(base_url=emulator.base_url, yes=True, quiet=True,
-                                             environ={"IDEOGRAM_API_KEY": "storm"}))
+    result = api.run_file(
+        recipe,
+        RunOptions(base_url=emulator.base_url, yes=True, quiet=True, environ={"IDEOGRAM_API_KEY": "storm"}),
+    )
     frame = read_manifest(result.manifest)
     statuses = Counter(frame["status"])
     assert set(statuses) <= {"ok", "in_doubt", "skipped_parent", "failed"}, statuses
@@ -159,5 +172,7 @@ def test_fault_storm_ends_honestly_and_the_ledger_matches(emulator, tmp_path: Pa
     assert dropped_after_billing <= statuses["in_doubt"]
     for row in frame[frame["status"] == "ok"].itertuples():
         assert file_sha256(result.out_dir / row.file) == row.sha256
-    print(f"\nfault storm: {dict(statuses)}; billed {ledger['billed_total']}, "
-          f"rejected {sum(ledger['rejected'].values())}")
+    print(
+        f"\nfault storm: {dict(statuses)}; billed {ledger['billed_total']}, "
+        f"rejected {sum(ledger['rejected'].values())}"
+    )

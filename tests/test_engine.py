@@ -125,3 +125,23 @@ def test_progress_bar_fits_an_80_column_terminal():
     lines = [line for line in out.getvalue().replace("\r", "\n").splitlines() if line.strip()]
     assert lines and all(len(line) <= 80 for line in lines), lines
     assert "sim $123.45/$1,000.00" in lines[-1] and "17 failed" in lines[-1]
+
+
+def test_a_notebook_interrupt_finishes_the_run_like_a_stop(emulator, write_recipe, tmp_path):
+    import _thread
+
+    emulator.configure(latency_ms=300)
+    path = write_recipe(RECIPE)
+    sent = threading.Event()
+
+    def watch(event: Event) -> None:
+        if event.kind == EventKind.PROGRESS and event.done >= 1 and not sent.is_set():
+            sent.set()
+            _thread.interrupt_main()  # what a kernel's interrupt button does
+
+    plan = api.plan_file(path)
+    result = api.run_plan(plan, options(emulator, on_event=watch))
+    assert sent.is_set()
+    assert result.status == "interrupted" and result.exit_code == 130
+    frame = read_manifest(result.manifest)
+    assert set(frame["status"]) <= {"ok", "pending"} and (frame["status"] == "ok").any()

@@ -51,8 +51,7 @@ def chain(extra: str = "", **subs: str) -> str:
 
 def options(emulator, **kw) -> RunOptions:
     kw.setdefault("quiet", True)
-    return RunOptions(base_url=emulator.base_url, environ={"IDEOGRAM_API_KEY": TEST_KEY},
-                      yes=True, **kw)
+    return RunOptions(base_url=emulator.base_url, environ={"IDEOGRAM_API_KEY": TEST_KEY}, yes=True, **kw)
 
 
 def billed(emulator) -> int:
@@ -82,15 +81,18 @@ def test_chain_runs_end_to_end(emulator, write_recipe):
 
 def test_second_run_costs_nothing(emulator, write_recipe):
     path = write_recipe(chain())
-    api.run_file(path, options(emulator))
+    first = api.run_file(path, options(emulator))
+    written = first.manifest.stat().st_mtime_ns
     before = emulator.ledger()["requests"]
     result = api.run_file(path, options(emulator))
     assert result.exit_code == 0
     assert emulator.ledger()["requests"] == before
-    frame = read_manifest(result.manifest)
-    assert set(frame["status"]) == {"ok"}  # ok whichever run produced it
-    assert frame["reused"].all() and frame["produced_by_run"].ne(result.run_id).all()
+    assert set(result.frame["status"]) == {"ok"}  # ok whichever run produced it
+    assert result.frame["reused"].all()
+    assert set(result.frame["produced_by_run"]) == {first.run_id}
     assert result.spent_usd == 0
+    assert result.manifest.stat().st_mtime_ns == written  # an unchanged manifest is kept
+    assert set(read_manifest(result.manifest)["produced_by_run"]) == {first.run_id}
 
 
 def test_editing_one_step_reruns_only_it_and_descendants(emulator, write_recipe):
@@ -226,8 +228,9 @@ def test_journal_is_real_sqlite_in_wal_mode(emulator, write_recipe):
 def test_rerun_reproduces_images_byte_for_byte(emulator, write_recipe, tmp_path: Path):
     path = write_recipe(chain())
     first = api.run_file(path, options(emulator))
-    result = api.rerun(first.manifest, where="step_id != 'hero'", out=str(tmp_path / "again"),
-                       options=options(emulator))
+    result = api.rerun(
+        first.manifest, where="step_id != 'hero'", out=str(tmp_path / "again"), options=options(emulator)
+    )
     assert result.exit_code == 0
     old = read_manifest(first.manifest).set_index("file")
     new = read_manifest(result.manifest)

@@ -71,6 +71,9 @@ def run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-http", action="store_true", help="allow plain http to a base URL that is not loopback"
     )
+    p.add_argument(
+        "--verify", action="store_true", help="re-hash every finished file instead of trusting size and mtime"
+    )
 
 
 def run_options(args: argparse.Namespace, **extra: Any) -> Any:
@@ -89,6 +92,7 @@ def run_options(args: argparse.Namespace, **extra: Any) -> Any:
         quiet=args.quiet,
         manifest_format=args.manifest_format,
         allow_http=args.allow_http,
+        verify=args.verify,
         **extra,
     )
 

@@ -8,7 +8,8 @@ events and is stopped by a `threading.Event`; the terminal shell is `pipeline.co
 
 from __future__ import annotations
 
+from ..journal_schema import RunStatus
 from .engine import Run, run
 from .options import Event, EventKind, RunOptions, RunResult
 
-__all__ = ["Event", "EventKind", "Run", "RunOptions", "RunResult", "run"]
+__all__ = ["Event", "EventKind", "Run", "RunOptions", "RunResult", "RunStatus", "run"]

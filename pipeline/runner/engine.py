@@ -17,6 +17,7 @@ from typing import Any
 from .. import journal as jr
 from .. import providers
 from ..errors import StorageError
+from ..journal_schema import RunStatus
 from ..planner import Plan
 from ..status import Status
 from .context import RunContext
@@ -91,10 +92,7 @@ class Run:
             ctx.fetcher.close()
             raise
         ctx.emit(EventKind.STARTED, done=self.scheduler.counts[Phase.FINISHED])
-        try:
-            self.scheduler.run(todo)
-        except KeyboardInterrupt:  # a notebook's interrupt button: finish like a stop
-            ctx.stop("interrupted")
+        self.scheduler.run(todo)
         return self._finish(time.monotonic() - t0)
 
     # -- after ----------------------------------------------------------------
@@ -105,30 +103,41 @@ class Run:
         from ..summary import explain
 
         ctx = self.ctx
-        frame = mf.build(ctx.plan, ctx.journal, ctx.run_id)
+        fmt = ctx.o.manifest_format or ctx.plan.recipe.data.get("output", {}).get("manifest_format", "csv")
+        frame = None
+        if not ctx.ran and not ctx.stop_reason:
+            frame = mf.unchanged(ctx.plan, ctx.out_dir, fmt, ctx.journal.last_change(), ctx.run_id)
+        kept = frame is not None
+        if frame is None:
+            frame = mf.build(ctx.plan, ctx.journal, ctx.run_id)
         money = totals(frame, ctx.run_id, ctx.simulated)
         ctx.spent = money.run_spent  # the bar's last figure is the one every view shows
         self.scheduler.tick()
         counts = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
         bad = sum(v for k, v in counts.items() if k != Status.OK)
         status = (
-            "interrupted" if ctx.interrupted else "stopped" if ctx.stop_reason else "failed" if bad else "ok"
+            RunStatus.INTERRUPTED
+            if ctx.interrupted
+            else RunStatus.STOPPED
+            if ctx.stop_reason
+            else RunStatus.FAILED
+            if bad
+            else RunStatus.OK
         )
         manifest = report = None
-        fmt = ctx.o.manifest_format or ctx.plan.recipe.data.get("output", {}).get("manifest_format", "csv")
         try:
             ctx.journal.finish_run(ctx.run_id, status, _now(), money.run_spent)
-            manifest = mf.write(frame, ctx.out_dir, fmt)
+            manifest = ctx.out_dir / f"manifest.{fmt}" if kept else mf.write(frame, ctx.out_dir, fmt)
         except (StorageError, OSError) as exc:
             ctx.emit(EventKind.NOTICE, f"the manifest could not be written: {exc}")
             ctx.stop_reason = ctx.stop_reason or str(exc)
-            status = "stopped"
+            status = RunStatus.STOPPED
         if manifest is not None:
             report = self._report(frame, duration, money.run_spent)
         ctx.journal.close()
         ctx.http.close()
         ctx.fetcher.close()
-        code = 130 if ctx.interrupted else 0 if status == "ok" else 1
+        code = 130 if ctx.interrupted else 0 if status == RunStatus.OK else 1
         return RunResult(
             ctx.run_id,
             status,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..client import RetryPolicy, Timeouts
+from ..journal_schema import RunStatus
 from ..money import Money
 
 
@@ -73,7 +74,7 @@ class RunResult:
     """How a run ended."""
 
     run_id: str
-    status: str  # ok | failed | interrupted | stopped
+    status: RunStatus
     exit_code: int
     out_dir: Path
     manifest: Path | None

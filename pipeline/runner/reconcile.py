@@ -6,6 +6,7 @@ import json
 
 from ..errors import BudgetExceeded
 from ..journal import TaskState, files_intact
+from ..journal_schema import RunStatus
 from ..status import Status
 from .context import RunContext
 from .scheduler import Phase, Scheduler
@@ -21,10 +22,18 @@ def reconcile(ctx: RunContext, sched: Scheduler) -> list[str]:
     are restored from the store or downloaded again.
     """
     o, j = ctx.o, ctx.journal
-    for stale in ctx.out_dir.rglob(".*.part"):  # a killed run's unfinished writes
-        stale.unlink(missing_ok=True)
+    killed = [r["run_id"] for r in j.runs() if r["status"] == RunStatus.RUNNING]
+    if killed:  # we hold the lock, so these processes died: sweep their unfinished writes
+        for stale in ctx.out_dir.rglob(".*.part"):
+            stale.unlink(missing_ok=True)
+        j.mark_runs(killed, RunStatus.KILLED)
+    known = j.known_tasks()
     j.register(
-        ((t.id, t.step_id, t.op, t.row_key, t.cost_usd, json.dumps(t.to_json())) for t in ctx.plan.tasks),
+        (
+            (t.id, t.step_id, t.op, t.row_key, t.cost_usd, json.dumps(t.to_json()))
+            for t in ctx.plan.tasks
+            if t.id not in known
+        ),
         "",
     )
     states = j.states(ctx.tasks)

@@ -69,18 +69,31 @@ class Scheduler:
                 heapq.heappush(self.heap, (self.order[tid], tid))
         workers = max(4, ctx.limit.ceiling * 2 + 2)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ideopipe") as pool:
-            while True:
-                with ctx.cv:
-                    started = self._next()
-                if started is None:
-                    break
-                pool.submit(self._work, *started)
-            with ctx.cv:
-                while self._running():
-                    ctx.cv.wait(WAKE_S)
-                    ctx.poll_stop()
-                    self.tick()
+            try:
+                while True:
+                    with ctx.cv:
+                        started = self._next()
+                    if started is None:
+                        break
+                    pool.submit(self._work, *started)
+            except KeyboardInterrupt:  # a notebook's interrupt button: stop like a signal
+                ctx.stop("interrupted")
+            self._drain()
         self.tick()
+
+    def _drain(self) -> None:
+        """Wait for the tasks in flight (a second interrupt stops waiting on retries too)."""
+        ctx = self.ctx
+        while True:
+            try:
+                with ctx.cv:
+                    while self._running():
+                        ctx.cv.wait(WAKE_S)
+                        ctx.poll_stop()
+                        self.tick()
+                return
+            except KeyboardInterrupt:
+                ctx.stop("interrupted")
 
     def _next(self) -> tuple[Task, Phase] | None:
         """Wait for the next task that may start and mark it running; None at the end. Holds cv."""
