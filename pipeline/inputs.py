@@ -80,13 +80,18 @@ def _read_once(path: str) -> tuple[bytes, tuple[int, ...]]:
             raise BadImage(f"{path} is a symbolic link; input files are read without following "
                            "links (name the file itself)") from exc
         raise BadImage(f"cannot open {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "rb") as f:
+    try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise BadImage(f"{path} is not a regular file")
         if st.st_size > MAX_INPUT_BYTES:
             raise BadImage(f"{path} is {st.st_size:,} bytes; input images are limited to "
                            f"{MAX_INPUT_BYTES:,}")
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
         data = f.read(MAX_INPUT_BYTES + 1)
     return data, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
