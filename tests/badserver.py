@@ -136,11 +136,14 @@ def _handler(bad: BadServer) -> type[http.server.BaseHTTPRequestHandler]:
                 return
             payload = reply.payload()
             lines = [f"HTTP/1.1 {reply.status} X"]
-            headers = {"Content-Length": str(len(payload) if reply.length is None else reply.length),
-                       **reply.headers}
+            headers = {
+                "Content-Length": str(len(payload) if reply.length is None else reply.length),
+                **reply.headers,
+            }
             if reply.encoding:
-                headers["Content-Encoding"] = "deflate" if reply.encoding.startswith("deflate") \
-                    else reply.encoding
+                headers["Content-Encoding"] = (
+                    "deflate" if reply.encoding.startswith("deflate") else reply.encoding
+                )
             lines += [f"{k}: {v}" for k, v in headers.items()]
             head = ("\r\n".join(lines) + "\r\n\r\n").encode()
             try:
@@ -157,7 +160,7 @@ def _handler(bad: BadServer) -> type[http.server.BaseHTTPRequestHandler]:
                 self.wfile.write(data)
                 return
             for i in range(len(data)):
-                self.wfile.write(data[i:i + 1])
+                self.wfile.write(data[i : i + 1])
                 self.wfile.flush()
                 time.sleep(trickle)
 

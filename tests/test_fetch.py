@@ -45,12 +45,26 @@ def fetcher(bad: BadServer, **kw) -> Fetcher:
 QUICK = Timeouts(connect=2, read=5, total=10)
 
 PRIVATE = [
-    "http://10.0.0.5/a.png", "http://169.254.169.254/latest/meta-data/", "http://192.168.1.1/a",
-    "http://172.16.0.1/a", "http://100.64.0.1/a", "http://0.0.0.0/a", "http://224.0.0.1/a",
-    "http://255.255.255.255/a", "http://[::1]/a", "http://[fe80::1]/a", "http://[fc00::1]/a",
-    "http://[::ffff:10.0.0.1]/a", "http://[2002:a00:1::]/a", "http://0x7f000001/a",
-    "http://2130706433/a", "http://017700000001/a", "http://10.1/a", "http://127.0.0.2/a",
-    "http://[ff02::1]/a", "http://192.0.2.10/a",
+    "http://10.0.0.5/a.png",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://192.168.1.1/a",
+    "http://172.16.0.1/a",
+    "http://100.64.0.1/a",
+    "http://0.0.0.0/a",
+    "http://224.0.0.1/a",
+    "http://255.255.255.255/a",
+    "http://[::1]/a",
+    "http://[fe80::1]/a",
+    "http://[fc00::1]/a",
+    "http://[::ffff:10.0.0.1]/a",
+    "http://[2002:a00:1::]/a",
+    "http://0x7f000001/a",
+    "http://2130706433/a",
+    "http://017700000001/a",
+    "http://10.1/a",
+    "http://127.0.0.2/a",
+    "http://[ff02::1]/a",
+    "http://192.0.2.10/a",
 ]
 
 
@@ -64,10 +78,20 @@ def test_private_loopback_link_local_reserved_and_multicast_are_refused(bad, url
     assert bad.seen == []
 
 
-@pytest.mark.parametrize("url", ["ftp://example.test/a.png", "file:///etc/passwd",
-                                 "gopher://example.test/", "data:image/png;base64,AAAA", "a.png",
-                                 "http:///nohost", "http://user:pw@example.test/a.png",
-                                 "http://example.test:99999/a", "http://[fe80::1%25eth0]/a"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.test/a.png",
+        "file:///etc/passwd",
+        "gopher://example.test/",
+        "data:image/png;base64,AAAA",
+        "a.png",
+        "http:///nohost",
+        "http://user:pw@example.test/a.png",
+        "http://example.test:99999/a",
+        "http://[fe80::1%25eth0]/a",
+    ],
+)
 def test_other_schemes_credentials_and_broken_urls_are_refused(bad, url):
     with pytest.raises(FetchRefused):
         fetcher(bad).get(url, QUICK)
@@ -85,10 +109,16 @@ def test_the_provider_host_is_the_one_exception(bad):
     assert fetcher(bad).get(bad.url("/a.png"), QUICK).data == png()
 
 
-@pytest.mark.parametrize(("answers", "refused"), [
-    (["169.254.169.254"], True), (["93.184.216.34", "10.0.0.1"], True), (["::1"], True),
-    (["::ffff:192.168.0.1"], True), ([], False),
-])
+@pytest.mark.parametrize(
+    ("answers", "refused"),
+    [
+        (["169.254.169.254"], True),
+        (["93.184.216.34", "10.0.0.1"], True),
+        (["::1"], True),
+        (["::ffff:192.168.0.1"], True),
+        ([], False),
+    ],
+)
 def test_every_address_a_name_resolves_to_is_checked(answers, refused):
     resolve = lambda host, port: list(answers)  # noqa: E731
     kind = FetchRefused if refused else FetchError
@@ -104,10 +134,17 @@ def test_a_resolver_failure_is_a_fetch_error():
         check("http://gone.example.test/a.png", Guard(), resolve)
 
 
-@pytest.mark.parametrize(("address", "public"), [
-    ("93.184.216.34", True), ("2606:2800:220:1:248:1893:25c8:1946", True), ("10.0.0.1", False),
-    ("::ffff:8.8.8.8", True), ("::ffff:127.0.0.1", False), ("not an address", False),
-])
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.216.34", True),
+        ("2606:2800:220:1:248:1893:25c8:1946", True),
+        ("10.0.0.1", False),
+        ("::ffff:8.8.8.8", True),
+        ("::ffff:127.0.0.1", False),
+        ("not an address", False),
+    ],
+)
 def test_is_public(address, public):
     assert is_public(address) is public
 
@@ -124,7 +161,8 @@ def test_the_connection_goes_to_the_checked_address_with_the_url_host(bad):
         return ["127.0.0.1"]
 
     got = Fetcher(Guard(frozenset({"api.example.test"})), resolve=resolve).get(
-        f"http://api.example.test:{bad.port}/a.png", QUICK)
+        f"http://api.example.test:{bad.port}/a.png", QUICK
+    )
     assert got.data == png()
     assert calls == ["api.example.test"]
     assert bad.seen[0].headers["Host"] == f"api.example.test:{bad.port}"
@@ -149,8 +187,15 @@ def test_a_second_dns_answer_cannot_redirect_the_connection(bad, network_guard):
 
 
 @pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
-@pytest.mark.parametrize("target", ["http://169.254.169.254/latest/", "http://10.0.0.1/x.png",
-                                    "file:///etc/passwd", "http://localhost:1/x.png"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://169.254.169.254/latest/",
+        "http://10.0.0.1/x.png",
+        "file:///etc/passwd",
+        "http://localhost:1/x.png",
+    ],
+)
 def test_a_redirect_to_a_refused_url_is_refused(bad, code, target):
     bad.script("/r", Reply(code, headers={"Location": target}))
     with pytest.raises(FetchRefused):
@@ -212,9 +257,10 @@ def test_a_body_longer_than_its_length_is_cut_at_the_length(bad):
     assert fetcher(bad).get(bad.url("/long"), QUICK).data == png()[:20]
 
 
-@pytest.mark.parametrize(("code", "error"), [(403, FetchExpired), (404, FetchExpired),
-                                              (410, FetchExpired), (500, FetchError),
-                                              (204, FetchError)])
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [(403, FetchExpired), (404, FetchExpired), (410, FetchExpired), (500, FetchError), (204, FetchError)],
+)
 def test_status_codes(bad, code, error):
     bad.script("/x", Reply(code, b""))
     with pytest.raises(error, match=str(code)):

@@ -74,18 +74,19 @@ steps:
     image: "{image}"{extra}
 output: {{dir: out}}
 """)
-    return api.run_file(path, RunOptions(base_url=emulator.base_url, yes=True, quiet=True,
-                                         environ=KEYS))
+    return api.run_file(path, RunOptions(base_url=emulator.base_url, yes=True, quiet=True, environ=KEYS))
 
 
-@pytest.mark.parametrize(("route", "message"), [
-    ("/to-metadata", "private or link-local"),
-    ("/to-private", "private or link-local"),
-    ("/not-an-image", "not a PNG, JPEG or WebP"),
-    ("/missing.png", "answered 404"),
-])
-def test_bad_input_url_fails_the_task_without_sending(emulator, write_recipe, site, route,
-                                                      message):
+@pytest.mark.parametrize(
+    ("route", "message"),
+    [
+        ("/to-metadata", "private or link-local"),
+        ("/to-private", "private or link-local"),
+        ("/not-an-image", "not a PNG, JPEG or WebP"),
+        ("/missing.png", "answered 404"),
+    ],
+)
+def test_bad_input_url_fails_the_task_without_sending(emulator, write_recipe, site, route, message):
     result = run_remix(emulator, write_recipe, site + route)
     frame = read_manifest(result.manifest)
     assert list(frame["status"]) == ["failed"]
@@ -144,8 +145,7 @@ def test_a_file_swapped_after_planning_is_never_sent(emulator, write_recipe, tmp
         image.symlink_to(tmp_path / "other.png")
     elif swap == "edit":
         image.write_bytes(png((64, 64), "green"))
-    result = api.run_plan(plan, RunOptions(base_url=emulator.base_url, yes=True, quiet=True,
-                                           environ=KEYS))
+    result = api.run_plan(plan, RunOptions(base_url=emulator.base_url, yes=True, quiet=True, environ=KEYS))
     frame = read_manifest(result.manifest)
     assert list(frame["status"]) == ["failed"]
     expected = {"symlink": "symbolic link", "edit": "changed since", "remove": "not found"}[swap]
@@ -158,19 +158,24 @@ def test_the_true_type_of_a_file_is_sent_whatever_its_name(emulator, write_recip
     image.write_bytes(jpeg())
     got = read_image_file(str(image))
     assert (got.content_type, got.data) == ("image/jpeg", jpeg())
-    result = api.run_plan(remix_file(write_recipe, image),
-                          RunOptions(base_url=emulator.base_url, yes=True, quiet=True, environ=KEYS))
+    result = api.run_plan(
+        remix_file(write_recipe, image),
+        RunOptions(base_url=emulator.base_url, yes=True, quiet=True, environ=KEYS),
+    )
     assert list(read_manifest(result.manifest)["status"]) == ["ok"]
 
 
-@pytest.mark.parametrize(("make", "message"), [
-    (lambda p: p.symlink_to(p.parent / "real.png"), "symbolic link"),
-    (lambda p: os.mkfifo(p), "not a regular file"),
-    (lambda p: p.mkdir(), "not a regular file|cannot open"),
-    (lambda p: (p.write_bytes(b""), os.truncate(p, 11 * 1024 * 1024)), "limited to"),
-    (lambda p: p.write_bytes(b"<svg/>"), "not a PNG, JPEG or WebP"),
-    (lambda p: p.write_bytes(png((8, 8))[:40]), "does not decode"),
-])
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.symlink_to(p.parent / "real.png"), "symbolic link"),
+        (lambda p: os.mkfifo(p), "not a regular file"),
+        (lambda p: p.mkdir(), "not a regular file|cannot open"),
+        (lambda p: (p.write_bytes(b""), os.truncate(p, 11 * 1024 * 1024)), "limited to"),
+        (lambda p: p.write_bytes(b"<svg/>"), "not a PNG, JPEG or WebP"),
+        (lambda p: p.write_bytes(png((8, 8))[:40]), "does not decode"),
+    ],
+)
 def test_read_image_file_refuses(tmp_path, make, message):
     (tmp_path / "real.png").write_bytes(png((8, 8)))
     target = tmp_path / "input.png"
