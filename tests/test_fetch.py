@@ -301,3 +301,31 @@ def test_connections_are_reused_after_a_whole_body(bad):
     for _ in range(3):
         assert f.get(bad.url("/a.png"), QUICK).data == png()
     assert len(bad.seen) == 3
+
+
+# -- 6. the suite's own network guard ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        lambda: __import__("socket").getaddrinfo("example.com", 443),
+        lambda: __import__("socket").gethostbyname("api.ideogram.ai"),
+        lambda: __import__("socket").create_connection(("93.184.216.34", 443), timeout=1),
+        lambda: __import__("socket").create_connection(("10.0.0.1", 80), timeout=1),
+    ],
+)
+def test_the_network_guard_refuses_anything_past_loopback(network_guard, attempt):
+    with pytest.raises(network_guard.error):
+        attempt()
+    assert len(network_guard.take()) == 1
+
+
+def test_the_network_guard_lets_loopback_through(bad, network_guard):
+    import socket
+
+    with socket.create_connection(("localhost", bad.port), timeout=2):
+        pass
+    with socket.create_connection(("127.0.0.1", bad.port), timeout=2):
+        pass
+    assert network_guard.take() == []
