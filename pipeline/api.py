@@ -25,13 +25,13 @@ def plan_file(path: str | Path, *, sets: Sequence[str] | None = None, limit: int
               rows: str | None = None, provider: str | None = None,
               prices_file: str | None = None, out: str | None = None) -> Plan:
     """Load and plan a recipe file with the CLI's selection options."""
+    preflight.recipe_file(path)
     from . import yamlsource
     from .planner import plan
     from .pricing import check_prices
     from .recipe import load_recipe, parse_sets
     from .rows import parse_range
 
-    preflight.recipe_file(path)
     recipe = load_recipe(path, parse_sets(list(sets or [])))
     prices = None
     if prices_file:
@@ -162,7 +162,7 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
 
     manifest_path = preflight.manifest_file(manifest_path)
     source_dir = preflight.output_folder(manifest_path.parent)
-    frame = _read_frame(manifest_path)
+    frame = _read_frame(manifest_path, source_dir)
     frame = frame[frame["status"].isin(["ok", "cached"]) & frame["op"].ne("describe")]
     if step:
         frame = frame[frame["step_id"] == step]
@@ -192,20 +192,26 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
 
 
 def _parent_file(source_dir: Path, image_id: str) -> str:
+    from .manifest_check import ManifestError, file_problem
+
     with Journal.open_readonly(source_dir) as journal:
         row = journal.conn.execute("SELECT file FROM images WHERE image_id=?",
                                    (image_id,)).fetchone()
     if not row or not row[0]:
         raise InputError(f"the input image {image_id} of a selected row is not on disk")
+    why = file_problem(str(row[0]), source_dir.resolve())  # never send a file from outside
+    if why:
+        raise ManifestError([Problem(why, file=str(Journal.path_for(source_dir)))])
     return str(row[0])
 
 
 # -- what a run left ----------------------------------------------------------
 
 
-def _read_frame(path: Path) -> pd.DataFrame:
-    """A manifest as a frame, or one sentence saying why the file is not one."""
+def _read_frame(path: Path, out_dir: Path) -> pd.DataFrame:
+    """A manifest as a frame, checked as untrusted input, or a clear error saying why not."""
     from .manifest import read_manifest
+    from .manifest_check import record_lines, require_trusted
 
     try:
         frame = read_manifest(path)
@@ -214,6 +220,7 @@ def _read_frame(path: Path) -> pd.DataFrame:
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
         raise PathError(f"{path}: not an ideopipe manifest (no column {', '.join(missing)})")
+    require_trusted(frame, out_dir, str(path), record_lines(path))
     return frame
 
 
@@ -223,7 +230,7 @@ def regenerate_report(out_dir: str | Path, bundle: bool = False) -> Path:
     `bundle=True` makes it one self-contained file, thumbnails embedded, to send alone.
     """
     out_dir = preflight.output_folder(out_dir)
-    frame = _read_frame(preflight.manifest_file(out_dir))
+    frame = _read_frame(preflight.manifest_file(out_dir), out_dir)
     from .report import write_report
 
     with preflight.journal_errors(out_dir), Journal.open_readonly(out_dir) as journal:

@@ -19,7 +19,7 @@ MAX_INPUT_PIXELS = 25_000_000  # e.g. 5000 x 5000; far above what the API takes,
 FORMATS = images.FORMATS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageRef:
     """Where an input image comes from: an earlier step's image, a file, or a URL."""
 

@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import RunLocked, StorageError
+from .errors import JournalCorrupt, RunLocked, StorageError
 from .journal_read import Answer, JournalReader, TaskState, files_intact
-from .journal_schema import SCHEMA_VERSION, JournalCorrupt, image_cells, prepare, recovery
+from .journal_schema import SCHEMA_VERSION, image_cells, prepare, recovery
 from .status import Status
 from .store import file_sha256
 
@@ -36,6 +36,23 @@ __all__ = [
     "file_sha256",
     "files_intact",
 ]
+
+
+#: every column an announced image row binds (a missing one is stored as NULL)
+_ANNOUNCED: dict[str, Any] = dict.fromkeys(
+    (
+        "idx",
+        "seed",
+        "api_prompt",
+        "url",
+        "is_image_safe",
+        "resolution",
+        "style_type",
+        "description",
+        "file",
+        "error",
+    )
+)
 
 
 class _Writer(JournalReader):
@@ -96,6 +113,15 @@ class _Writer(JournalReader):
             if self.lock_fd is not None:
                 os.close(self.lock_fd)
                 self.lock_fd = None
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One write transaction (for repairs); see _tx."""
+        return self._tx()
+
+    def mark_runs(self, run_ids: Iterable[str], status: str) -> None:
+        """Set how runs ended (doctor marks killed ones)."""
+        with self._tx() as c:
+            c.executemany("UPDATE runs SET status=? WHERE run_id=?", [(status, r) for r in run_ids])
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -248,7 +274,7 @@ class Journal(_Writer):
                 " updated_at) VALUES (:image_id, :task_id, :idx, :seed, :api_prompt, :url,"
                 " :is_image_safe, :resolution, :style_type, :description, :file, :status,"
                 " :error, :now)",
-                [image_cells({"error": None, **img, "task_id": task_id, "now": now}) for img in images],
+                [image_cells({**_ANNOUNCED, **img, "task_id": task_id, "now": now}) for img in images],
             )
             c.execute(
                 "UPDATE tasks SET status='responded', error=?, updated_at=? WHERE task_id=?",

@@ -38,7 +38,8 @@ class JournalReader:
         """Where the journal of an output directory lives."""
         return Path(out_dir) / ".ideopipe" / "state.db"
 
-    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Rows of a read query, as dicts."""
         with self.mutex:
             cur = self.conn.execute(sql, args)
             cols = [d[0] for d in cur.description]
@@ -46,7 +47,7 @@ class JournalReader:
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run recorded, oldest first."""
-        return self._rows("SELECT * FROM runs ORDER BY started_at")
+        return self.query("SELECT * FROM runs ORDER BY started_at")
 
     def run(self, run_id: str | None = None) -> dict[str, Any] | None:
         """One run (the latest when run_id is None)."""
@@ -66,7 +67,7 @@ class JournalReader:
                 "SELECT task_id, status, attempts, error FROM tasks" + where, args
             ).fetchall()
         by_task: dict[str, list[dict[str, Any]]] = {}
-        for rec in self._rows(f"SELECT * FROM images{where} ORDER BY task_id, idx", args):
+        for rec in self.query(f"SELECT * FROM images{where} ORDER BY task_id, idx", args):
             by_task.setdefault(rec["task_id"], []).append(rec)
         return {
             r[0]: TaskState(r[0], r[1], r[2], r[3], tuple(by_task.get(r[0], ())))
@@ -88,7 +89,7 @@ class JournalReader:
 
     def response(self, task_id: str) -> dict[str, Any] | None:
         """The recorded answer of a task: raw text, parsed body, why it was unusable."""
-        rows = self._rows("SELECT * FROM responses WHERE task_id=?", (task_id,))
+        rows = self.query("SELECT * FROM responses WHERE task_id=?", (task_id,))
         return rows[0] if rows else None
 
     def last_change(self) -> float:

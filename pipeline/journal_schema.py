@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import StorageError
+from .errors import JournalCorrupt
 
 SCHEMA_VERSION = 2
 INT64 = (-(2**63), 2**63 - 1)
@@ -43,10 +43,6 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE INDEX IF NOT EXISTS images_task ON images(task_id);
 CREATE INDEX IF NOT EXISTS attempts_task ON attempts(task_id);
 """
-
-
-class JournalCorrupt(StorageError):
-    """The journal cannot be read, or was written by a newer ideopipe."""
 
 
 def _v1_to_v2(conn: sqlite3.Connection) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from . import journal as jr
+from .files import write_under
 from .planner import Plan
 from .status import BILLED as status_billed
 from .status import Status
@@ -174,31 +175,32 @@ def _neutralise(value: Any) -> Any:
     return value
 
 
+def encode(frame: pd.DataFrame, fmt: str = "csv") -> bytes:
+    """The manifest file's bytes in a format: csv (formula-safe), jsonl or parquet."""
+    if fmt == "csv":
+        safe = frame.copy()
+        for col in safe.columns:
+            if safe[col].dtype == "string":
+                safe[col] = safe[col].map(_neutralise, na_action="ignore").astype("string")
+        return safe.to_csv(index=False).encode("utf-8")
+    if fmt == "jsonl":
+        return frame.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8")
+    if fmt == "parquet":
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        return buffer.getvalue()
+    raise ValueError(f"unknown manifest format {fmt!r}")
+
+
 def write(frame: pd.DataFrame, out_dir: Path, fmt: str = "csv") -> Path:
-    """Write the manifest atomically as manifest.csv / .parquet / .jsonl."""
+    """Write the manifest atomically as manifest.csv / .parquet / .jsonl (kept if unchanged)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     dest = out_dir / f"manifest.{fmt}"
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".part", dir=out_dir)
-    os.close(fd)
-    try:
-        if fmt == "csv":
-            safe = frame.copy()
-            for col in safe.columns:
-                if safe[col].dtype == "string":
-                    safe[col] = safe[col].map(_neutralise, na_action="ignore").astype("string")
-            safe.to_csv(tmp, index=False)
-        elif fmt == "jsonl":
-            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
-        elif fmt == "parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            raise ValueError(f"unknown manifest format {fmt!r}")
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    data = encode(frame, fmt)
+    with contextlib.suppress(OSError):
+        if dest.stat().st_size == len(data) and not dest.is_symlink() and dest.read_bytes() == data:
+            return dest  # unchanged: a resumed 10,000-image run does not rewrite it
+    write_under(out_dir, dest.name, data)
     return dest
 
 

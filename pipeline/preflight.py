@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import JournalCorrupt, MissingEngine, PathError, StorageError
+from .journal_schema import recovery
 
 MANIFEST_SUFFIXES = (".csv", ".parquet", ".jsonl")
 RECIPE_SUFFIXES = (".yaml", ".yml")
@@ -142,11 +143,7 @@ def corrupt(out_dir: Path, exc: sqlite3.DatabaseError) -> JournalCorrupt | Stora
     db = Path(out_dir) / JOURNAL
     if isinstance(exc, sqlite3.OperationalError):
         return StorageError(f"{db}: the journal cannot be opened ({exc})")
-    return JournalCorrupt(
-        f"{db}: the journal is damaged ({exc}) — `ideopipe doctor "
-        f"{out_dir}` checks it, and `--repair` rebuilds it from the files "
-        "and the manifest"
-    )
+    return JournalCorrupt(f"{db}: the journal is damaged ({exc}); {recovery(db)}")
 
 
 @contextlib.contextmanager

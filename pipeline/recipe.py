@@ -37,6 +37,7 @@ class Recipe:
     data: dict[str, Any] = field(repr=False)
     doc: yamlsource.Located = field(repr=False)
     sha256: str = ""
+    sets: dict[str, str] = field(default_factory=dict)  # the --set overrides, as given
 
     @property
     def name(self) -> str:
@@ -71,8 +72,9 @@ class Recipe:
         out = self.data.get("output", {}).get("dir") or f"out/{self.name}"
         return (self.base_dir / out).resolve()
 
-    def problem(self, path: tuple[Any, ...], message: str, hint: str | None = None,
-                warning: bool = False) -> Problem:
+    def problem(
+        self, path: tuple[Any, ...], message: str, hint: str | None = None, warning: bool = False
+    ) -> Problem:
         """A Problem located at a path inside the recipe."""
         return self.doc.problem(path, message, hint, warning)
 
@@ -84,14 +86,22 @@ def load_recipe(path: str | Path, sets: Mapping[str, str] | None = None) -> Reci
     doc = yamlsource.load(path, shown)
     if not isinstance(doc.data, dict):
         raise SchemaError([Problem("a recipe must be a YAML mapping", file=shown, line=1)])
-    problems = schema_problems(doc) + nan_problems(doc) or size_problems(doc)
+    odd = nan_problems(doc)
+    seen = {p.path for p in odd}  # `.inf` also breaks a schema bound: say it once, clearly
+    problems = sorted(
+        [p for p in schema_problems(doc) if p.path not in seen] + odd,
+        key=lambda p: (p.line or 0, p.column or 0),
+    ) or size_problems(doc)
     if problems:
+        from .checks import salvage  # the rest of what can be checked, to report it all at once
+
+        problems += salvage(doc, path.parent, [p.path for p in problems])
         raise SchemaError(problems)
     data = doc.data
     if sets:
         data["vars"] = {**data.get("vars", {}), **{k: _set_value(v) for k, v in sets.items()}}
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return Recipe(path.resolve(), shown, data, doc, digest)
+    return Recipe(path.resolve(), shown, data, doc, digest, dict(sets or {}))
 
 
 def _set_value(text: str) -> Any:
@@ -140,8 +150,13 @@ def size_problems(doc: yamlsource.Located) -> list[Problem]:
         combos *= len(values)
     if combos > MAX_COMBINATIONS:
         sizes = " x ".join(str(len(v)) for v in data["matrix"].values())
-        return [doc.problem(("matrix",), f"{combos:,} combinations ({sizes}); the limit is "
-                            f"{MAX_COMBINATIONS:,}", "each row runs once per combination")]
+        return [
+            doc.problem(
+                ("matrix",),
+                f"{combos:,} combinations ({sizes}); the limit is {MAX_COMBINATIONS:,}",
+                "each row runs once per combination",
+            )
+        ]
     steps = data["steps"]
     by_id = {s["id"]: (i, s) for i, s in enumerate(steps)}
     made: dict[str, int] = {}
@@ -161,26 +176,75 @@ def size_problems(doc: yamlsource.Located) -> list[Problem]:
     for i, step in enumerate(steps):
         total += images(step["id"], frozenset()) * combos
         if total > MAX_IMAGES_PER_ROW:
-            return [doc.problem(("steps", i), f"the steps up to {step['id']!r} would make "
-                                f"{total:,} images for each row; the limit is "
-                                f"{MAX_IMAGES_PER_ROW:,}",
-                                "lower num_images or the matrix, or split the recipe")]
+            return [
+                doc.problem(
+                    ("steps", i),
+                    f"the steps up to {step['id']!r} would make "
+                    f"{total:,} images for each row; the limit is "
+                    f"{MAX_IMAGES_PER_ROW:,}",
+                    "lower num_images or the matrix, or split the recipe",
+                )
+            ]
     return []
 
 
 def nan_problems(doc: yamlsource.Located) -> list[Problem]:
-    """YAML's `.nan` passes every JSON Schema bound (NaN compares false); refuse it anywhere."""
+    """YAML's `.nan` passes every JSON Schema bound (NaN compares false), and `.inf` every
+    lower bound: refuse both anywhere (a timeout of .inf would wait forever)."""
     problems = []
     stack: list[tuple[tuple[Any, ...], Any]] = [((), doc.data)]
     while stack:
         path, value = stack.pop()
         if isinstance(value, float) and math.isnan(value):
             problems.append(doc.problem(path, "NaN (.nan) is not a number ideopipe can use"))
+        elif isinstance(value, float) and math.isinf(value):
+            problems.append(
+                doc.problem(
+                    path, f"{value} ({'-' if value < 0 else ''}.inf) is not a number ideopipe can use"
+                )
+            )
         elif isinstance(value, dict):
             stack.extend(((*path, k), v) for k, v in value.items())
         elif isinstance(value, list):
             stack.extend(((*path, i), v) for i, v in enumerate(value))
     return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
+
+
+MAX_TIMEOUT_S = 86_400.0  # a day: any timeout above it is a typo (or a hostile recipe)
+
+
+def timeout_problem(value: Any) -> str | None:
+    """Why a timeout in seconds is refused (not a finite number in (0, a day]); None if usable."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r} is not a number of seconds"
+    if not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT_S:
+        return f"{value!r} seconds: expected more than 0 and at most {MAX_TIMEOUT_S:,.0f} (a day)"
+    return None
+
+
+def check_max_cost(value: float | None) -> float | None:
+    """--max-cost as given: None, or a finite amount of dollars >= 0; RecipeError (exit 2) if not.
+
+    argparse reads `nan`, `inf` and `-1` as floats; NaN compares false against any cost,
+    so an unchecked `--max-cost nan` would let every task through.
+    """
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise RecipeError(
+            [
+                Problem(
+                    f"--max-cost {value!r}: expected an amount of US dollars, "
+                    "0 or more (not nan, inf or negative)"
+                )
+            ]
+        )
+    return float(value)
 
 
 def schema_problems(doc: yamlsource.Located) -> list[Problem]:
@@ -201,27 +265,48 @@ def _explain(doc: yamlsource.Located, err: jsonschema.ValidationError) -> list[P
         out = []
         for key in extra:  # every unknown field, not just the first
             close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else \
-                f"known fields: {', '.join(allowed)}"
+            hint = f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(allowed)}"
             out.append(doc.problem((*path, key), f"unknown field {key!r}", hint))
         return out or [doc.problem(path, err.message)]
     if err.validator == "enum":
         options = [str(v) for v in err.validator_value]
         close = difflib.get_close_matches(str(err.instance), options, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else \
-            "expected one of " + ", ".join(map(str, err.validator_value))
+        hint = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else "expected one of " + ", ".join(map(str, err.validator_value))
+        )
         what = "op" if path and path[-1] == "op" else "value"
         return [doc.problem(path, f"unknown {what} {err.instance!r}", hint)]
+    if err.validator == "dependentRequired":
+        out = []
+        for key, needs in err.validator_value.items():
+            missing = [n for n in needs if key in err.instance and n not in err.instance]
+            if missing:
+                out.append(
+                    doc.problem(
+                        (*path, key),
+                        f"{key!r} goes only with {missing[0]!r}",
+                        f"add {missing[0]}: or remove {key}",
+                    )
+                )
+        return out or [doc.problem(path, err.message)]
     if err.validator in ("anyOf", "oneOf") and err.context:
         best = _best_branch_error(err)
-        if best.validator == "enum":
-            return _explain(doc, best)
+        if best.validator in ("enum", "dependentRequired") or len(best.absolute_path) > len(
+            err.absolute_path
+        ):
+            return _explain(doc, best)  # said at the field, not at the mapping around it
         if best.validator == "pattern" and best.validator_value == _TEMPLATE_PATTERN:
-            kinds = [b["type"] for b in err.validator_value
-                     if b.get("type") not in (None, "string")]
+            kinds = [b["type"] for b in err.validator_value if b.get("type") not in (None, "string")]
             expected = " or ".join(f"{'an' if k[0] in 'aeiou' else 'a'} {k}" for k in kinds)
-            return [doc.problem(path, f"{err.instance!r} is not valid here: expected "
-                                f"{expected or 'a value'} or a template such as '{{{{ n }}}}'")]
+            return [
+                doc.problem(
+                    path,
+                    f"{err.instance!r} is not valid here: expected "
+                    f"{expected or 'a value'} or a template such as '{{{{ n }}}}'",
+                )
+            ]
         return [doc.problem(path, f"{err.instance!r} is not valid here: {best.message}")]
     return [doc.problem(path, err.message)]
 
@@ -238,8 +323,7 @@ def _best_branch_error(err: jsonschema.ValidationError) -> jsonschema.Validation
         by_branch.setdefault(e.relative_schema_path[0], []).append(e)
 
     def rank(branch: Any) -> int:
-        if any(e.validator == "type" and len(e.relative_schema_path) == 2
-               for e in by_branch[branch]):
+        if any(e.validator == "type" and len(e.relative_schema_path) == 2 for e in by_branch[branch]):
             return 2
         schema = err.validator_value[branch] if isinstance(branch, int) else {}
         return 0 if "type" in schema else 1

@@ -126,8 +126,9 @@ def form_to_instance(
     out: dict[str, Any] = {}
     for name, values in fields.items():
         prop = props.get(name, {})
-        converted = [_typed(v, prop.get("items", {}) if prop.get("type") == "array" else prop)
-                     for v in values]
+        converted = [
+            _typed(v, prop.get("items", {}) if prop.get("type") == "array" else prop) for v in values
+        ]
         out[name] = converted if prop.get("type") == "array" else converted[-1]
     for name, parts in files.items():
         prop = props.get(name, {})
@@ -149,3 +150,68 @@ def _typed(value: str, prop: Mapping[str, Any]) -> Any:
     except ValueError:
         return value
     return value
+
+
+# -- rules the spec states only in prose ------------------------------------------------
+# Each is quoted from a description in the OpenAPI document; the schemas themselves do
+# not encode them, so a request breaking one is valid JSON that the API refuses or
+# silently ignores.
+
+#: ColorPaletteWithPresetNameOrMembers: "Not supported by V_1, V_1_TURBO, V_2A and V_2A_TURBO".
+PALETTE_REFUSED_BY = ("V_1", "V_1_TURBO", "V_2A", "V_2A_TURBO")
+#: ImageRequest.negative_prompt: "Only available for model versions V_1, V_1_TURBO, V_2 and V_2_TURBO".
+NEGATIVE_PROMPT_MODELS = ("V_1", "V_1_TURBO", "V_2", "V_2_TURBO")
+#: Resolution (legacy): "For model_version for 2.0 only, cannot be used in conjunction with
+#: aspect_ratio". Ideogram 3.0's ResolutionV3 has no such limit.
+RESOLUTION_MODELS = ("V_2", "V_2_TURBO")
+#: character_reference_images: "currently only supports 1 character reference image".
+MAX_CHARACTER_REFERENCES = 1
+
+
+def prose_problems(family: str, model: str, fields: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(field, what is wrong, what to do) for each prose-only rule that `fields` break.
+
+    `fields` are a request's parameters in the recipe's vocabulary (values may still be
+    templates); `family` is 'v3' or 'legacy' and `model` the model the step uses.
+    """
+    out = []
+    legacy = family == "legacy"
+    if legacy and "color_palette" in fields and model in PALETTE_REFUSED_BY:
+        out.append(
+            (
+                "color_palette",
+                f"color_palette is not supported by {model}",
+                "the spec accepts it with V_2, V_2_TURBO and V_3",
+            )
+        )
+    if legacy and "negative_prompt" in fields and model not in NEGATIVE_PROMPT_MODELS:
+        out.append(
+            (
+                "negative_prompt",
+                f"negative_prompt is not available for {model}",
+                "the spec accepts it with V_1, V_1_TURBO, V_2, V_2_TURBO and V_3",
+            )
+        )
+    if legacy and "resolution" in fields and model not in RESOLUTION_MODELS:
+        out.append(
+            (
+                "resolution",
+                f"resolution is for model version 2.0 only, not {model}",
+                "use model V_2 or V_2_TURBO (or V_3), or aspect_ratio",
+            )
+        )
+    if "style_codes" in fields:
+        for other in ("style_type", "style_reference_images"):
+            if other in fields:
+                out.append(("style_codes", f"style_codes cannot be used with {other}", "keep one of the two"))
+    refs = fields.get("character_reference_images")
+    count = len(refs) if isinstance(refs, list) else int(refs is not None)
+    if count > MAX_CHARACTER_REFERENCES:
+        out.append(
+            (
+                "character_reference_images",
+                f"{count} character reference images; the API supports {MAX_CHARACTER_REFERENCES}",
+                "keep one",
+            )
+        )
+    return out

@@ -53,12 +53,18 @@ class Located:
             path = path[:-1]
         return self.positions.get((), (None, None))
 
-    def problem(self, path: Path_, message: str, hint: str | None = None,
-                warning: bool = False) -> Problem:
+    def problem(self, path: Path_, message: str, hint: str | None = None, warning: bool = False) -> Problem:
         """A Problem located at `path`."""
         line, column = self.position(path)
-        return Problem(message, file=self.file, line=line, column=column,
-                       path=format_path(path), hint=hint, warning=warning)
+        return Problem(
+            message,
+            file=self.file,
+            line=line,
+            column=column,
+            path=format_path(path),
+            hint=hint,
+            warning=warning,
+        )
 
 
 def format_path(path: Path_) -> str:
@@ -75,12 +81,18 @@ def load(path: Path, shown: str | None = None) -> Located:
     try:
         if not path.is_file():
             what = "a folder" if path.is_dir() else "not a regular file"
-            raise RecipeError([Problem(f"cannot read: {what}" if path.exists() else
-                                       "cannot read: no such file", file=shown)])
+            raise RecipeError(
+                [
+                    Problem(
+                        f"cannot read: {what}" if path.exists() else "cannot read: no such file", file=shown
+                    )
+                ]
+            )
         size = path.stat().st_size
         if size > MAX_BYTES:
-            raise RecipeError([Problem(f"file is {size:,} bytes; recipes are limited to "
-                                       f"{MAX_BYTES:,}", file=shown)])
+            raise RecipeError(
+                [Problem(f"file is {size:,} bytes; recipes are limited to {MAX_BYTES:,}", file=shown)]
+            )
         with open(path, "rb") as f:
             raw = f.read(MAX_BYTES + 1)  # the file may grow between stat() and read()
     except OSError as exc:
@@ -103,9 +115,16 @@ def loads(text: str, shown: str) -> Located:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
-        raise RecipeError([Problem(f"invalid YAML: {exc.problem}", file=shown,
-                                   line=mark.line + 1 if mark else None,
-                                   column=mark.column + 1 if mark else None)]) from exc
+        raise RecipeError(
+            [
+                Problem(
+                    f"invalid YAML: {exc.problem}",
+                    file=shown,
+                    line=mark.line + 1 if mark else None,
+                    column=mark.column + 1 if mark else None,
+                )
+            ]
+        ) from exc
     except yaml.YAMLError as exc:
         raise RecipeError([Problem(f"invalid YAML: {exc}", file=shown)]) from exc
     except RecursionError as exc:
@@ -134,10 +153,16 @@ def _check_depth(text: str, shown: str) -> None:
                 depth += 1
                 if depth > MAX_DEPTH:
                     mark = event.start_mark
-                    raise RecipeError([Problem(f"nested more than {MAX_DEPTH} levels deep",
-                                               file=shown,
-                                               line=mark.line + 1 if mark else None,
-                                               column=mark.column + 1 if mark else None)])
+                    raise RecipeError(
+                        [
+                            Problem(
+                                f"nested more than {MAX_DEPTH} levels deep",
+                                file=shown,
+                                line=mark.line + 1 if mark else None,
+                                column=mark.column + 1 if mark else None,
+                            )
+                        ]
+                    )
             elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
                 depth -= 1
     except (yaml.YAMLError, RecursionError):
@@ -152,14 +177,21 @@ class _Builder:
         self.open: set[int] = set()  # ids of the nodes being built: an alias to one is a loop
 
     def fail(self, node: yaml.Node, message: str) -> RecipeError:
-        return RecipeError([Problem(message, file=self.doc.file, line=node.start_mark.line + 1,
-                                    column=node.start_mark.column + 1)])
+        return RecipeError(
+            [
+                Problem(
+                    message,
+                    file=self.doc.file,
+                    line=node.start_mark.line + 1,
+                    column=node.start_mark.column + 1,
+                )
+            ]
+        )
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise self.fail(node, f"document expands to more than {MAX_NODES:,} values "
-                                  "(an alias bomb?)")
+            raise self.fail(node, f"document expands to more than {MAX_NODES:,} values (an alias bomb?)")
         if len(path) > MAX_DEPTH:
             raise self.fail(node, f"nested more than {MAX_DEPTH} levels deep")
         self.doc.positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))

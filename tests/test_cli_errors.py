@@ -76,13 +76,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (w / "adir").mkdir()
     (w / "file").write_text("just text\n", encoding="utf-8")
     shutil.copy(w / "out" / "manifest.csv", w / "m.csv")
-    for name in ("corrupt", "nomanifest", "junk"):
+    for name in ("corrupt", "nomanifest", "junk", "binmanifest", "emptymanifest"):
         shutil.copytree(w / "out", w / name)
     for extra in ("-wal", "-shm"):
         (w / "corrupt" / ".ideopipe" / f"state.db{extra}").unlink(missing_ok=True)
     (w / "corrupt" / ".ideopipe" / "state.db").write_bytes(b"this is not sqlite" * 100)
     (w / "nomanifest" / "manifest.csv").unlink()
     (w / "junk" / "manifest.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    (w / "binmanifest" / "manifest.csv").write_bytes(b"\xff\xfe\x00garbage\x00" * 50)
+    (w / "emptymanifest" / "manifest.csv").write_bytes(b"")
     (w / "noarrow" / "pyarrow").mkdir(parents=True)
     (w / "noarrow" / "pyarrow" / "__init__.py").write_text(
         "raise ImportError('No module named pyarrow')\n", encoding="utf-8"
@@ -110,7 +112,7 @@ def row(line: str, code: int, message: str, **env: str) -> Row:
     return Row(tuple(w.replace("~", " ") for w in line.split()), code, message, tuple(env.items()))
 
 
-DAMAGED = r"journal is damaged \(file is not a database\) — `ideopipe doctor \S*corrupt` checks it"
+DAMAGED = r"journal is damaged \(file is not a database\); run `ideopipe doctor \S*corrupt` to check it"
 NOT_OUT = r"give the folder a run wrote"
 RECIPE_VERBS = ("validate", "plan", "run", "lock")
 
@@ -136,6 +138,11 @@ TABLE = [
     ],
     row("validate dangling.yaml", 2, r"dangling\.yaml: cannot read: no such file"),
     row("plan m.csv", 2, r"m\.csv: a csv file, not a recipe"),
+    row(
+        "validate out empty.yaml good.yaml",
+        2,
+        r"(?s)(?=.*out: an output folder)(?=.*empty\.yaml: the file is empty)(?=.*good\.yaml: ok \()",
+    ),
     # flags
     row("plan good.yaml --rows x", 2, r"--rows 'x': expected N or N-M"),
     row("plan good.yaml --limit abc", 2, r"--limit: invalid int value: 'abc'"),
@@ -191,6 +198,11 @@ TABLE = [
             ("file", r"file: a file, not an output folder"),
             ("corrupt", DAMAGED),
         )
+    ],
+    *[
+        row(f"{verb} {name}", 2, r"manifest\.csv: cannot be read as a manifest \(")
+        for verb in ("report", "rerun")
+        for name in ("binmanifest", "emptymanifest")
     ],
     row("report nomanifest", 2, r"no manifest.*`ideopipe doctor nomanifest --repair` rebuilds it"),
     # the emulator's knobs
@@ -295,3 +307,21 @@ def test_an_unexpected_error_is_one_sentence_unless_debugging(monkeypatch, capsy
 )
 def test_exit_codes_come_from_one_place(exc: BaseException, code: int):
     assert exit_code(exc) == code
+
+
+def test_help_imports_no_heavy_module(world: Path):
+    """`ideopipe --help` stays fast: pandas, Jinja2, jsonschema, requests, Pillow and tqdm load
+    only where a verb uses them."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pipeline", "--help"],
+        cwd=world,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
+    assert "pipeline.cli" in imported
+    heavy = {"pandas", "numpy", "jinja2", "jsonschema", "requests", "PIL", "tqdm", "yaml"}
+    assert not heavy & imported, heavy & imported

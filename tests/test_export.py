@@ -446,10 +446,14 @@ def test_failed_images_are_never_exported(run, tmp_path):
 
 def test_a_user_presets_file_extends_the_table_and_its_errors_name_file_and_line(run, tmp_path, capsys):
     good = tmp_path / "shop.yaml"
-    good.write_text("presets:\n  shop-tile: {size: 600x500, source: https://example.test}\n")
-    export(run, tmp_path / "shop", sizes="shop-tile", presets_file=good, name=UNIQUE)
+    good.write_text(
+        "presets:\n  shop-tile: {size: 600x500, source: https://example.test}\n"
+        "  instagram-square: {size: 1080x1350, note: our feed is 4:5 now}\n"
+    )
+    export(run, tmp_path / "shop", sizes="shop-tile,instagram-square", presets_file=good, name=UNIQUE)
     assert {(d["width"], d["height"], d["preset"]) for d in delivery(tmp_path / "shop")} == {
-        ("600", "500", "shop-tile")
+        ("600", "500", "shop-tile"),
+        ("1080", "1350", "instagram-square"),
     }
     bad = tmp_path / "bad.yaml"
     bad.write_text(
@@ -597,6 +601,7 @@ def test_exif_orientation_is_applied_before_sizing(run, tmp_path):
         ("{{ ''.__class__.__mro__ }}.png", "refused by the sandbox"),
         ("{{ nope }}.png", "undefined variable"),
         ("{{ row_key ", "template syntax error"),
+        ("={{ image_id }}.png", "starts with '='; spreadsheets and shells misread it"),
         ("{{ 'É' if image_index == 0 else 'é' }}-{{ row_key }}.png", "exports are named 'É-A1.png'"),
     ],
 )
@@ -626,3 +631,14 @@ def test_files_of_an_earlier_export_that_are_no_longer_wanted_are_reported(run, 
     for name in result.stale:
         (to / name).unlink()
     assert export(run, to, sizes="32x32", name=UNIQUE).stale == []
+
+
+def test_delivery_csv_neutralises_formula_cells_but_keeps_file_names_verbatim(run, tmp_path):
+    frame = rows(run)
+    frame["row_key"] = ["=HYPERLINK(1)", "A1", "B2", "B2"]
+    frame.to_csv(run / "manifest.csv", index=False)
+    export(run, tmp_path / "d", sizes="32x32", name="k{{ row_key | replace('=', '') }}-{{ image_id }}.png")
+    lines = {d["image_id"]: d for d in delivery(tmp_path / "d")}
+    first = lines[frame["image_id"][0]]
+    assert first["row_key"] == "'=HYPERLINK(1)" and first["file"].startswith("kHYPERLINK(1)-")
+    assert all((tmp_path / "d" / d["file"]).is_file() for d in lines.values())

@@ -19,7 +19,7 @@ from .. import __version__
 from ..errors import EXIT_OK, IdeopipeError, UsageError, exit_code
 from .common import print_error
 
-VERBS = ("validate", "plan", "schema", "run", "rerun", "lock", "report", "runs", "emulator")
+VERBS = ("validate", "plan", "schema", "run", "rerun", "lock", "report", "runs", "gc", "doctor", "emulator")
 
 DESCRIPTION = "Declarative batch pipelines for the Ideogram image API."
 EPILOG = """\

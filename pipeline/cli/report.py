@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out_dir", metavar="OUT_DIR", help="an output folder a run wrote")
     p.add_argument("--open", action="store_true", help="open it in a browser")
     p.add_argument(
-        "--bundle", action="store_true", help="one self-contained file with the thumbnails embedded, to send alone"
+        "--bundle", action="store_true", help="one file with the thumbnails embedded, to send alone"
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import RecipeError
+from ..errors import InputError
 from .common import load_and_plan, print_error, selection_flags, usd
 
 HELP = "check recipes and everything they reference (nothing is sent)"
@@ -19,17 +19,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Plan each recipe; print one line per good recipe and every problem of the others."""
-    failed = 0
+    code = 0
     for path in args.recipes:
         try:
             plan = load_and_plan(args, path)
-        except RecipeError as exc:
+        except InputError as exc:  # say what is wrong with each recipe, not just the first
             print_error(exc)
-            failed += 1
+            code = max(code, exc.exit_code)
             continue
         s = plan.summary()
         print(
             f"{path}: ok ({s['requests']} requests, {s['images']} images, "
             f"{usd(s['cost_usd'], s['unknown_cost_requests'])})"
         )
-    return RecipeError.exit_code if failed else 0
+    return code

@@ -12,15 +12,20 @@ from .core import export
 from .errors import ExportError
 from .names import DEFAULT_TEMPLATE
 
+HELP = "write channel-sized copies of a run's good images (local, no API cost)"
+EXAMPLE = "ideopipe export recipes/out/quickstart --to deliver --sizes instagram-square,x-post --zip"
+
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add `export` to the CLI's sub-parsers; the handler is set as the `handler` default."""
-    p = sub.add_parser(
-        "export",
-        help="write channel-sized copies of a run's good images (no API cost)",
-        description="Resize a run's good images to exact sizes with Pillow, write "
-        "delivery.csv (and --zip). Exit 2 on bad input: nothing written.",
-    )
+    """Add `export` to a CLI's sub-parsers; the handler is set as the `handler` default."""
+    p = sub.add_parser("export", help=HELP, description=HELP[0].upper() + HELP[1:])
+    add_arguments(p)
+    p.set_defaults(handler=handle)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """export's arguments."""
     p.add_argument("out_dir", metavar="OUT", help="the run's output folder (holds manifest.csv)")
     p.add_argument("--to", required=True, metavar="DIR", help="the delivery folder")
     p.add_argument(
@@ -36,9 +41,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="WHICH",
         help="all (default), approved, or stars>=N: which good images",
     )
-    p.add_argument(
-        "--step", action="append", default=[], metavar="STEP", help="only images of this step (repeatable)"
-    )
+    p.add_argument("--step", action="append", default=[], metavar="STEP", help="only this step (repeatable)")
     p.add_argument(
         "--fit",
         choices=["cover", "contain"],
@@ -52,7 +55,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="letterbox and jpeg flattening colour (default #ffffff)",
     )
     p.add_argument("--format", dest="fmt", choices=["png", "jpeg", "webp"], default="png")
-    p.add_argument("--quality", type=int, default=90, metavar="N", help="jpeg/webp quality 1-100")
+    p.add_argument("--quality", type=int, default=90, metavar="N", help="jpeg/webp quality 1-100, default 90")
     p.add_argument(
         "--name",
         default=DEFAULT_TEMPLATE,
@@ -62,8 +65,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--presets", metavar="FILE", help="a YAML file of extra or overriding presets")
     p.add_argument("--zip", action="store_true", help="also write delivery.zip of the files")
-    p.set_defaults(handler=handle)
-    return p
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar, get_args
 from PIL import ImageColor
 
 from ..errors import Problem, RecipeError
-from . import imaging, names, presets, select, target
+from . import imaging, names, presets, selection, target
 from .errors import ExportError
 from .jobs import Delivered, Job, plan_jobs
 from .render import Outcome, render_source
@@ -87,11 +87,11 @@ def export(
     bg = _gather(problems, _options, fit, fmt, quality, background)
     table = _gather(problems, presets.load_presets, presets_file)
     targets = _gather(problems, presets.parse_targets, sizes, table) if table else None
-    only_filter = _gather(problems, select.Only.parse, only)
+    only_filter = _gather(problems, selection.Only.parse, only)
     problems += filter(None, [names.check_template(name)])
-    frame = _gather(problems, select.load, out)
+    frame = _gather(problems, selection.load, out)
     rows = (
-        _gather(problems, select.select, frame, only_filter or select.Only("all"), steps)
+        _gather(problems, selection.select, frame, only_filter or selection.Only("all"), steps)
         if frame is not None
         else None
     )
@@ -207,7 +207,8 @@ def delivery_csv(files: list[Delivered]) -> bytes:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(DELIVERY_COLUMNS)
     for d in files:
-        writer.writerow([_cell(getattr(d, c)) for c in DELIVERY_COLUMNS])
+        # file names are safe by construction and stay verbatim; other text is neutralised
+        writer.writerow([_cell(getattr(d, c)) if c != "file" else d.file for c in DELIVERY_COLUMNS])
     return buf.getvalue().encode("utf-8")
 
 

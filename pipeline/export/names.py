@@ -66,6 +66,8 @@ def sanitize(text: str) -> str:
     if not parts:
         raise NameRefused("renders to an empty name")
     name = "/".join(parts)
+    if name[0] in "=+-@":  # delivery.csv lists names verbatim: no formula, no option look-alike
+        raise NameRefused(f"{name[:40]!r} starts with {name[0]!r}; spreadsheets and shells misread it")
     if _fold(parts[0]) in {_fold(r) for r in RESERVED_FILES} or parts[0].startswith(".ideopipe"):
         raise NameRefused(f"{parts[0]!r} is reserved for the export's own files")
     return name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,6 @@ from typing import Any
 from PIL import Image
 
 from ..errors import Problem
-from ..planner import content_key
 from . import imaging, target
 from .jobs import Delivered, Job
 
@@ -33,7 +33,7 @@ class Outcome:
 
 def job_key(job: Job, source_sha256: str) -> str:
     """The identity of an exported file: its source bytes and every option that shapes it."""
-    return content_key(
+    return _sha256_json(
         {
             "v": KEY_VERSION,
             "source_sha256": source_sha256,
@@ -82,3 +82,8 @@ def _render(dest: Path, source: Path, jobs: list[Job], old: dict[str, dict[str, 
         if have != sha:
             out.staged.append((target.stage(target.make_dirs(dest, job.name), data), final))
         out.files.append((job.delivered(sha, len(data), source_sha, written=have != sha), key))
+
+
+def _sha256_json(value: Any) -> str:
+    """sha256 of canonical JSON (sorted keys, no whitespace)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -38,6 +38,7 @@ from .tasks import RowScope, StepScope, make_task, task_key
 
 _MISSING: Any = object()
 _NO_INPUT: dict[str, Any] = {}
+_NO_PARENT: list[None] = [None]
 
 
 def plan(
@@ -82,9 +83,12 @@ class _Planner:
     def plan(self, limit: int | None, row_range: tuple[int, int] | None) -> Plan:
         """The plan, or RecipeError with every problem."""
         s = self.s
+        before = len(s.problems.items)  # a bad prices_file does not stop the rest
         order = order_steps(s)
         check_syntax(s)
-        s.problems.raise_if_any()
+        if len(s.problems.items) > before:
+            select_rows(s, limit, row_range)  # the rows' own problems belong in the same report
+            s.problems.raise_if_any()
         selected = select_rows(s, limit, row_range)
         tasks: list[Task] = []
         names = list(s.matrix)
@@ -144,20 +148,27 @@ class _Planner:
         if found is None:
             return []
         model, shape = found
-        parents: list[_Slot | None] = [None]
+        parents: list[_Slot] | list[None] = _NO_PARENT
         if "input" in step:
             if step["input"] not in slots:
                 return []
-            parents = list(slots[step["input"]])
-        extra = tuple(t for d in sorted(shape.refs_needed) for t in step_tasks.get(d, ()))
+            parents = slots[step["input"]]
+        extra = (
+            tuple(t for d in sorted(shape.refs_needed) for t in step_tasks.get(d, ()))
+            if shape.refs_needed
+            else ()
+        )
         head = f"[{self.name_json},{scope.key_json},{self.sid_json[sid]},{scope.matrix_items_json}"
         at = StepScope(step, i, shape, model, scope, extra, canonical(list(extra)) if extra else "[]", head)
         made: list[Task] = []
         out_slots: list[_Slot] = []
+        images = shape.endpoint.yields_images
+        counter = 0
         for parent in parents:
-            for task in self._requests(at, parent, sum(t.num_images for t in made)):
+            for task in self._requests(at, parent, counter):
                 made.append(task)
-                if shape.endpoint.yields_images:
+                counter += task.num_images
+                if images:
                     lineage = parent.lineage if parent else ()
                     prompt = task.params.get("prompt")
                     for n, iid in enumerate(task.image_ids):
@@ -213,12 +224,14 @@ class _Planner:
         tasks = []
         for seed, seed_source, count, index0 in seeds:
             tid = task_key(at, params, deferred, images, seed, seed_source, count, index0, parent)
-            image_ids = tuple(image_id(tid, n) for n in range(count))
+            image_ids: tuple[str, ...] = (
+                (image_id(tid, 0),) if count == 1 else tuple(image_id(tid, n) for n in range(count))
+            )
             outputs: tuple[str | None, ...] = (None,) * count
             if shape.endpoint.yields_images:
+                path = self.outputs.path
                 outputs = tuple(
-                    self.outputs.path(at.row, step["id"], index0 + n, seed, iid)
-                    for n, iid in enumerate(image_ids)
+                    [path(at.row, step["id"], index0 + n, seed, iid) for n, iid in enumerate(image_ids)]
                 )
             tasks.append(
                 make_task(

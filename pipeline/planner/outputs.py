@@ -12,7 +12,7 @@ from .. import rows as rowsource
 from .. import templating
 from ..errors import Problem
 from ..templating import MAX_OUTPUT
-from .paths import length_problem, sanitize
+from .paths import is_plain, length_problem, sanitize, short_enough
 from .session import Session
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ class Outputs:
         self.owner: dict[str, tuple[rowsource.Row, str]] = {}
         self.allow_case = bool(s.data.get("output", {}).get("allow_case_collisions"))
         self._dir_bytes = len(str(s.out_dir).encode("utf-8", "surrogatepass"))
+        self._short = short_enough(self._dir_bytes)  # paths of at most this many characters fit
         self._folders_ok: set[str] = set()
         self._listing: dict[str, dict[str, bool] | None] = {}  # folder -> name -> is a link
         self._plain = (
@@ -77,11 +78,11 @@ class Outputs:
             if rendered is None:
                 return None
             text = rendered
-        rel = sanitize(text)
+        rel = text if is_plain(text) else sanitize(text)
         if isinstance(rel, Problem):
             s.problem(_WHERE, f"{text!r}: {rel.message}", f"row {row.where()}")
             return None
-        too_long = length_problem(rel, self._dir_bytes)
+        too_long = length_problem(rel, self._dir_bytes) if len(rel) > self._short else None
         if too_long:
             s.problem(_WHERE, too_long, f"row {row.where()}")
             return None
@@ -95,8 +96,9 @@ class Outputs:
                 "add {{ step }}, {{ index }} or {{ seed }} to output.file",
             )
             return None
-        self.owner[rel] = (row, sid)
-        if not self._inside(rel.rpartition("/")[0]):
+        self.owner[rel] = scope.tag(sid)
+        parent = rel.rpartition("/")[0]
+        if parent not in self._folders_ok and not self._inside(parent):
             s.problem(_WHERE, f"{rel!r} escapes output.dir through a symlink")
             return None
         return rel
@@ -135,36 +137,46 @@ class Outputs:
         return self._listing[folder]
 
     def finish(self) -> None:
-        """Report every file-versus-folder clash and case or Unicode collision between paths."""
-        s = self.s
+        """Report every file-versus-folder clash and case or Unicode collision between paths.
+
+        Only paths whose folded form differs from themselves are folded into a second table,
+        so the usual all-lowercase batch costs no second copy of every path.
+        """
+        s, owner = self.s, self.owner
         fold = _exact if self.allow_case else _folded
-        files: dict[str, str] = {}
-        for rel in self.owner:
-            files.setdefault(fold(rel), rel)
-        for rel in self.owner:
-            other = files[fold(rel)]
+        folded: dict[str, str] = {}  # folded form -> the first path that folds to it (not itself)
+        position: dict[str, int] | None = None
+        for rel in owner:
+            f = fold(rel)
+            if f == rel:
+                continue
+            other = f if f in owner else folded.setdefault(f, rel)
             if other != rel:
-                row = self.owner[rel][0]
+                if position is None:  # only when there is a problem to report
+                    position = {path: n for n, path in enumerate(owner)}
+                first, second = sorted((other, rel), key=position.__getitem__)
                 s.problem(
                     _WHERE,
-                    f"{other!r} and {rel!r} are the same file on case-insensitive "
+                    f"{first!r} and {second!r} are the same file on case-insensitive "
                     "or Unicode-normalising file systems (macOS, Windows)",
-                    f"row {row.where()}; make the names differ by more than case, or set "
-                    "output.allow_case_collisions: true",
+                    f"row {owner[second][0].where()}; make the names differ by more than case, "
+                    "or set output.allow_case_collisions: true",
                 )
-        for rel in self.owner:
-            parent = rel
-            while "/" in parent:
-                parent = parent.rpartition("/")[0]
-                clash = files.get(fold(parent))
+        folders: set[str] = set()
+        for rel in owner:
+            parent = rel.rpartition("/")[0]
+            while parent and parent not in folders:
+                folders.add(parent)
+                f = fold(parent)
+                clash = f if f in owner else folded.get(f)
                 if clash is not None:
-                    row = self.owner[rel][0]
                     s.problem(
                         _WHERE,
                         f"{clash!r} would be a file and also the folder of {rel!r}",
-                        f"row {row.where()}",
+                        f"row {owner[rel][0].where()}",
                     )
                     break
+                parent = parent.rpartition("/")[0]
 
 
 def _exact(path: str) -> str:

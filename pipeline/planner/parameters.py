@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import ops, spec, templating
+from .. import checks, ops, spec, templating
 from .. import rows as rowsource
 from ..ops import Op
 from ..pricing import price_key
+from ..yamlsource import format_path
 from .keys import canonical
 from .runtime import is_runtime
 from .session import Session, close_match, refs
@@ -35,6 +36,8 @@ class Varying:
     raw: Any
     path: tuple[Any, ...]
     kind: int  # IMAGE | RUNTIME | RUNTIME_WITHOUT_SEED (run time if the parent's seed is unknown) | VALUE
+    plain: tuple[tuple[str, ...], tuple[str, ...]] | None = None  # a VALUE made only of {{ name }}
+    free_text: bool = False  # a prompt: any text is valid and kept as it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,16 +144,17 @@ def step_shape(
     if endpoint.needs_mask and "mask" not in step:
         s.problem(("steps", i), f"{op.value} needs a `mask:`")
         return None
+    broken = spec.prose_problems(endpoint.family, model, sources)
+    for name, why, hint in broken:
+        s.problem(("steps", i, name) if name in step else ("defaults", name), why, hint)
+    if broken:
+        return None
     needed = frozenset(r.split(".", 1)[1] for v in step.values() for r in refs(v) if r.startswith("steps."))
     fixed = _fixed_values(checker, endpoint, sources)
     same = canonical(
         {"op": op.value, "endpoint": endpoint.path, "provider": s.provider, "model": model, "fixed": fixed}
     )
-    varying = tuple(
-        Varying(name, raw, ("steps", i, name) if name in step else ("defaults", name), _kind(name, raw))
-        for name, raw in sources.items()
-        if name not in fixed
-    )
+    varying = tuple(_varying(name, raw, step, i) for name, raw in sources.items() if name not in fixed)
     base = {k: v for k, v in fixed.items() if k not in ("seed", "num_images")}
     speed = (
         None
@@ -176,6 +180,14 @@ def step_shape(
         price,
         reads_input,
     )
+
+
+def _varying(name: str, raw: Any, step: dict[str, Any], i: int) -> Varying:
+    path = ("steps", i, name) if name in step else ("defaults", name)
+    kind = _kind(name, raw)
+    plain = templating.plain_parts(raw) if kind == VALUE and templating.is_template(raw) else None
+    free = plain is not None and name in ("prompt", "negative_prompt")
+    return Varying(name, raw, path, kind, plain, free)
 
 
 def _kind(name: str, raw: Any) -> int:
@@ -234,6 +246,7 @@ def value(
     endpoint: ops.Endpoint,
 ) -> Any:
     """A rendered and checked parameter value, or INVALID (reported)."""
+    source = raw
     if templating.is_template(raw):
         raw = s.render(raw, ctx, path, row)
         if raw is None:
@@ -243,13 +256,23 @@ def value(
             try:
                 raw = int(raw)
             except ValueError:
-                s.problem(path, f"renders to {raw!r}, not an integer", f"row {row.where()}")
-                return INVALID
+                return _refused(s, path, f"renders to {raw!r}, not an integer", source, raw, row)
     checked = checker.check(name, raw, endpoint)
     if isinstance(checked, str):
-        s.problem(path, checked, f"row {row.where()}" if s.has_template(path) else None)
-        return INVALID
+        return _refused(s, path, checked, source, raw, row)
     return checked[0]
+
+
+def _refused(
+    s: Session, path: tuple[Any, ...], why: str, source: Any, rendered: Any, row: rowsource.Row
+) -> Any:
+    """Report a refused value where it comes from: a matrix entry, or the field (with its row)."""
+    entry = checks.matrix_entry(s.matrix, source, rendered)
+    if entry is not None:  # the same for every row: one problem, at the value itself
+        s.problem(entry, f"{why} (used by {format_path(path)})")
+    else:
+        s.problem(path, why, f"row {row.where()}" if s.has_template(path) else None)
+    return INVALID
 
 
 def cross_checks(

@@ -18,14 +18,26 @@ MAX_PATH_BYTES = 4095  # a whole absolute path (PATH_MAX 4096 counts the final N
 TEMP_EXTRA_BYTES = len(".") + len(".") + 8 + len(".part")
 
 
-def sanitize(text: str) -> str | Problem:
-    """A safe relative POSIX path inside the output dir, or the reason it is refused."""
-    if (
-        _PLAIN_PATH.match(text)
-        and not _RESERVED_ANY.search(text)
+def is_plain(text: str) -> bool:
+    """True for the usual safe path (word characters, dashes, dots and spaces in between)."""
+    return (
+        _PLAIN_PATH.match(text) is not None
         and "/." not in text
         and not text.endswith((" ", "."))
-    ):
+        and not _RESERVED_ANY.search(text)
+    )
+
+
+def short_enough(dir_bytes: int) -> int:
+    """How many characters a relative path may have and surely fit (4 bytes a character at most)."""
+    by_name = (MAX_NAME_BYTES - TEMP_EXTRA_BYTES) // 4
+    by_path = (MAX_PATH_BYTES - dir_bytes - 1 - TEMP_EXTRA_BYTES) // 4
+    return max(0, min(by_name, by_path))
+
+
+def sanitize(text: str) -> str | Problem:
+    """A safe relative POSIX path inside the output dir, or the reason it is refused."""
+    if is_plain(text):
         return text
     if "\x00" in text:
         return Problem("contains a NUL character")

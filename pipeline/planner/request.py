@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import rows as rowsource
 from ..inputs import ImageRef
+from ..templating import render_plain
 from .images import Images
 from .parameters import IMAGE, INVALID, RUNTIME, RUNTIME_WITHOUT_SEED, Checker, StepShape, value
 from .runtime import placeholders
@@ -34,22 +35,31 @@ def gather(
     params = dict(shape.base)
     deferred = NO_DEFERRED
     refs: dict[str, tuple[ImageRef, ...]] = {}
+    ok = True  # every field is checked, so one run reports all of a row's problems
     for v in shape.varying:
         kind = v.kind
         if kind == IMAGE:
             found = images.refs(v.name, v.raw, ctx, v.path, row)
             if found is None:
-                return None
+                ok = False
+                continue
             refs[v.name] = found
         elif kind == RUNTIME or (kind == RUNTIME_WITHOUT_SEED and parent_seed_known is False):
             if deferred is NO_DEFERRED:
                 deferred = {}
             deferred[v.name] = v.raw
             if s.render(v.raw, placeholders(ctx), v.path, row) is None:
-                return None
+                ok = False
         else:
+            if v.free_text:  # the usual prompt: rendered directly, any text is valid
+                try:
+                    params[v.name] = render_plain(*v.plain, ctx)  # type: ignore[misc]
+                    continue
+                except Exception:
+                    pass
             checked = value(s, checker, v.name, v.raw, ctx, v.path, row, shape.endpoint)
             if checked is INVALID:
-                return None
+                ok = False
+                continue
             params[v.name] = checked
-    return params, deferred, refs
+    return (params, deferred, refs) if ok else None

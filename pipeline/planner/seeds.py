@@ -32,18 +32,22 @@ def derived(
     with the part shared by every image of the row and step serialised once.
     """
     head = COMPACT.encode([name, key, step, sorted(matrix.items())])[:-1]
-    prefix = head + ",[" + ",".join(map(str, lineage)) + "],"
+    prefix = head + (",[" + ",".join(map(str, lineage)) + "]," if lineage else ",[],")
+    sha256, from_bytes = hashlib.sha256, int.from_bytes
+    # the first 8 hex digits of the digest are its first 4 bytes, big-endian
     return [
-        int(hashlib.sha256(f"{prefix}{first_index + n}]".encode()).hexdigest()[:8], 16) & MAX_SEED
+        from_bytes(sha256(f"{prefix}{first_index + n}]".encode()).digest()[:4]) & MAX_SEED
         for n in range(count)
     ]
 
 
 def derived_from(head: str, lineage: Sequence[int], first_index: int, count: int) -> list[int]:
     """`derived` with the row and step part already encoded: `head` is its JSON up to the lineage."""
-    prefix = head + ",[" + ",".join(map(str, lineage)) + "],"
+    prefix = head + (",[" + ",".join(map(str, lineage)) + "]," if lineage else ",[],")
+    sha256, from_bytes = hashlib.sha256, int.from_bytes
+    # the first 8 hex digits of the digest are its first 4 bytes, big-endian
     return [
-        int(hashlib.sha256(f"{prefix}{first_index + n}]".encode()).hexdigest()[:8], 16) & MAX_SEED
+        from_bytes(sha256(f"{prefix}{first_index + n}]".encode()).digest()[:4]) & MAX_SEED
         for n in range(count)
     ]
 

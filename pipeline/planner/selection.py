@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .. import checks
 from .. import rows as rowsource
 from ..errors import RecipeError
 from .session import Session
@@ -27,12 +28,16 @@ def select_rows(
     """(row, key) for every selected row; problems are recorded, not raised."""
     spec = s.data.get("rows", [{}])
     try:
-        rows = rowsource.read_rows(spec, s.r.base_dir, s.r.shown)
+        rows = rowsource.read_rows(spec, s.r.base_dir, s.r.shown, s.r.doc)
     except RecipeError as exc:
         for p in exc.problems:
             s.problems.add(p)
-        return []
+        rows = rowsource.good_rows(exc)  # plan the others: their problems are worth seeing too
+    for p in checks.shadow_problems(s.r, rows) + checks.unused_sets(s.r, s.r.sets):
+        (s.problems.warn if p.warning else s.problems.add)(p)
     if row_range:
+        for p in checks.rows_beyond(row_range, len(rows), _source_name(s, spec)):
+            s.problems.warn(p)
         rows = rows[row_range[0] - 1 : row_range[1]]
     key_t = spec.get("key") if isinstance(spec, Mapping) else None
     where_t = spec.get("where") if isinstance(spec, Mapping) else None
@@ -62,4 +67,14 @@ def select_rows(
         selected.append((row, key))
         if limit is not None and len(selected) >= limit:
             break
+    for p in checks.empty_cells(s.r, [r for r, _ in selected]):
+        s.problems.warn(p)
     return selected
+
+
+def _source_name(s: Session, spec: Any) -> str:
+    if isinstance(spec, Mapping):
+        for kind in ("csv", "jsonl", "xlsx"):
+            if kind in spec:
+                return str(spec[kind])
+    return "the recipe's inline list"

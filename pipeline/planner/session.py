@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from .. import checks, templating
 from .. import rows as rowsource
-from .. import templating
 from ..errors import Problem, RecipeError
 from ..pricing import PriceTable, check_prices, default_table
 from ..recipe import Recipe
 
 DEFAULT_FILE = "{{ key }}/{{ step }}-{{ index }}-{{ seed }}.png"
-MAX_REPEATS = 5  # the same problem on many rows is shown this many times, then counted
 _RENDER_ERRORS = (
     jinja2.TemplateError,
     templating.SecurityLimit,
@@ -31,19 +30,27 @@ _RENDER_ERRORS = (
 
 
 class Problems:
-    """Collects problems, folding the same one repeated over many rows."""
+    """Collects problems, each once: the same one on many rows is kept once, with a count.
+
+    Two problems are the same when they say the same thing at the same place; what
+    differs between them is the hint (which row). The first is shown, and the number
+    of other rows is added to its hint, so no line is ever printed twice.
+    """
 
     def __init__(self) -> None:
         self.items: list[Problem] = []
-        self.counts: dict[tuple[str | None, str], int] = defaultdict(int)
+        self.rows: dict[tuple[Any, ...], set[str | None]] = {}
         self.warnings: list[Problem] = []
 
     def add(self, problem: Problem) -> None:
-        """Keep a problem; past MAX_REPEATS of the same one, only count it."""
-        kind = (problem.path, problem.message)
-        self.counts[kind] += 1
-        if self.counts[kind] <= MAX_REPEATS:
+        """Keep a problem, or count it as one more row of a problem already kept."""
+        kind = (problem.file, problem.line, problem.column, problem.path, problem.message)
+        seen = self.rows.get(kind)
+        if seen is None:
+            self.rows[kind] = {problem.hint}
             self.items.append(problem)
+        else:
+            seen.add(problem.hint)
 
     def warn(self, problem: Problem) -> None:
         """Keep a warning once."""
@@ -54,12 +61,14 @@ class Problems:
         """Raise RecipeError with every problem so far, repeats counted."""
         if not self.items:
             return
-        extra = [
-            Problem(f"... the same problem on {n - MAX_REPEATS:,} more rows", path=path)
-            for (path, _), n in self.counts.items()
-            if n > MAX_REPEATS
-        ]
-        raise RecipeError(self.items + extra)
+        out = []
+        for p in self.items:
+            more = len(self.rows[(p.file, p.line, p.column, p.path, p.message)]) - 1
+            if more:
+                count = f"the same problem on {more:,} more row{'s' if more > 1 else ''}"
+                p = dataclasses.replace(p, hint=f"{p.hint}; {count}" if p.hint else count)
+            out.append(p)
+        raise RecipeError(out)
 
 
 class Session:
@@ -89,10 +98,16 @@ class Session:
             from .. import yamlsource
 
             path = self.r.base_dir / self.data["prices_file"]
-            loaded = yamlsource.load(path).data
+            try:  # a problem here is recorded, not raised: the rest of the plan is checked too
+                loaded = yamlsource.load(path).data
+            except RecipeError as exc:
+                for p in exc.problems:
+                    self.problems.add(p if p.line else self.r.problem(("prices_file",), str(p)))
+                return table.with_overrides(extra or {}, "cli")
             why = check_prices(loaded)
             if why:
-                raise RecipeError([self.r.problem(("prices_file",), f"{why} (in {path.name})")])
+                self.problem(("prices_file",), f"{why} (in {path.name})")
+                return table.with_overrides(extra or {}, "cli")
             table = table.with_overrides(loaded, Path(path).name)
         return table.with_overrides(extra or {}, "cli")
 
@@ -110,8 +125,14 @@ class Session:
             return templating.render(source, ctx)
         except _RENDER_ERRORS as exc:
             hint = f"row {row.where()}" if row else None
-            self.problem(path, templating.describe_error(exc), hint)
+            message = templating.describe_error(exc)
+            close = checks.suggestion(message, self._names(row))
+            self.problem(path, f"{message} ({close})" if close else message, hint)
             return None
+
+    def _names(self, row: rowsource.Row | None) -> list[str]:
+        """What a template may read, for 'did you mean' (columns first)."""
+        return [*(row.values if row else ()), *self.vars, *self.matrix]
 
     def has_template(self, path: tuple[Any, ...]) -> bool:
         """True if the recipe value at `path` is a template (so a row is worth naming)."""

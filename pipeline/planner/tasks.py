@@ -15,6 +15,8 @@ from .model import Task
 from .parameters import StepShape
 from .session import Session
 
+_MISSING: Any = object()
+
 if TYPE_CHECKING:
     from .core import _Slot
 
@@ -29,12 +31,23 @@ class RowScope:
     matrix: dict[str, Any]
     ctx: dict[str, Any]
     file_pieces: list[str | int] | None  # output.file rendered up to the per-image names
-    matrix_json: str = ""
-    matrix_items_json: str = ""
+    matrix_json: str = "{}"
+    matrix_items_json: str = "[]"
+    tags: dict[str, tuple[rowsource.Row, str]] | None = None
 
     def __post_init__(self) -> None:
-        self.matrix_json = canonical(self.matrix)
-        self.matrix_items_json = COMPACT.encode(sorted(self.matrix.items()))
+        if self.matrix:
+            self.matrix_json = canonical(self.matrix)
+            self.matrix_items_json = COMPACT.encode(sorted(self.matrix.items()))
+
+    def tag(self, sid: str) -> tuple[rowsource.Row, str]:
+        """(row, step id), one tuple for all the images of this row's step."""
+        if self.tags is None:
+            self.tags = {}
+        found = self.tags.get(sid)
+        if found is None:
+            found = self.tags[sid] = (self.row, sid)
+        return found
 
 
 @dataclass(slots=True)
@@ -120,7 +133,10 @@ def make_task(
     price_k = shape.price_key
     if price_k is None:
         price_k = price_key(at.step["op"], endpoint.family, at.model, params.get("rendering_speed"))
-    per_image = s.prices.per_image(price_k)
+    cost = s.shared.get((price_k, count), _MISSING)
+    if cost is _MISSING:
+        per_image = s.prices.per_image(price_k)
+        cost = s.shared[(price_k, count)] = None if per_image is None else round(per_image * count, 6)
     indexes = s.shared.get((index0, count))
     if indexes is None:  # one tuple per distinct value, shared by the plan's tasks
         indexes = s.shared[(index0, count)] = tuple(range(index0, index0 + count))
@@ -147,5 +163,5 @@ def make_task(
         deferred,
         context,
         price_k,
-        None if per_image is None else round(per_image * count, 6),
+        cost,
     )

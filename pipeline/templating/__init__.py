@@ -108,7 +108,7 @@ def plain_parts(source: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     return texts, names
 
 
-def _render_plain(texts: tuple[str, ...], names: tuple[str, ...], context: Mapping[str, Any]) -> str:
+def render_plain(texts: tuple[str, ...], names: tuple[str, ...], context: Mapping[str, Any]) -> str:
     out = [texts[0]]
     size = len(texts[0])
     for name, text in zip(names, texts[1:]):
@@ -128,7 +128,7 @@ def render(source: str, context: Mapping[str, Any]) -> str:
     """Render a template; raises jinja2 errors (RenderError for Python ones) or SecurityLimit."""
     plain = plain_parts(source)
     if plain is not None:
-        return _render_plain(*plain, context)
+        return render_plain(*plain, context)
     template = compile_template(source)
     token = BUDGET.set(Budget(MAX_STEPS, time.monotonic() + MAX_SECONDS))
     try:
