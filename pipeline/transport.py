@@ -58,17 +58,6 @@ def check_timeouts(values: Any, where: str = "timeouts") -> list[str]:
     return problems
 
 
-def check_max_cost(value: Any) -> str | None:
-    """Why a cost cap is unusable (nan, infinite, negative), or None when it is fine."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"--max-cost: {value!r} is not an amount in USD"
-    if not math.isfinite(value) or value < 0:
-        return f"--max-cost: {value!r} must be a finite amount of USD, 0 or more"
-    return None
-
-
 class Deadline:
     """The moment by which a whole exchange (all attempts, headers and bodies) must end."""
 

@@ -21,7 +21,7 @@ from pipeline.errors import (
 )
 from pipeline.providers import ApiKey
 from pipeline.runner import RunOptions
-from pipeline.transport import check_max_cost, check_timeouts
+from pipeline.transport import check_timeouts
 from tests.badserver import BadServer, Reply
 
 KEY = "sk-live-7Hq2Zp9Lw4Xc8Vb1Nm6Ks3"
@@ -393,19 +393,3 @@ def test_absurd_timeouts_are_refused(values):
     assert check_timeouts(values)
     with pytest.raises(InputError, match="timeouts"):
         Timeouts(**values)
-
-
-@pytest.mark.parametrize(
-    ("value", "ok"),
-    [
-        (None, True),
-        (0, True),
-        (5.5, True),
-        (float("nan"), False),
-        (float("inf"), False),
-        (-1, False),
-        ("5", False),
-    ],
-)
-def test_max_cost_must_be_a_finite_amount(value, ok):
-    assert (check_max_cost(value) is None) == ok
