@@ -192,7 +192,7 @@ def parse(endpoint: Endpoint, body: Any) -> Result:
     for i, item in enumerate(data):
         if not isinstance(item, Mapping):
             raise BadResponse(f"data[{i}] is not an object")
-        url = _text(item.get("url"))
+        url = item.get("url") if isinstance(item.get("url"), str) and item.get("url") else None
         safe = item.get("is_image_safe")
         images.append(
             ResultImage(
@@ -213,11 +213,15 @@ MAX_SEED = 2**63 - 1  # what SQLite (and the journal) can hold
 
 
 def _text(value: Any) -> str | None:
-    """A server's scalar as text (numbers too), or None for absent, empty or nested values."""
-    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+    """A server's value as text: scalars as they read, lists and objects as compact JSON.
+
+    Nothing the server sent is dropped (the journal keeps it), and nothing can crash here.
+    """
+    if value is None or value == "" or isinstance(value, bool):
         return None
-    text = str(value)
-    return text or None
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return str(value)
 
 
 def _seed(value: Any) -> int | None:
