@@ -22,7 +22,7 @@ class RunContext:
 
     journal: jr.Journal
 
-    def __init__(self, plan: Plan, options: RunOptions, provider: providers.Provider, key: str):
+    def __init__(self, plan: Plan, options: RunOptions, provider: providers.Provider, key: providers.ApiKey):
         self.plan = plan
         self.o = options
         self.provider = provider
