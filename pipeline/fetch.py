@@ -174,10 +174,18 @@ def literal_address(host: str) -> str | None:
 class Fetcher:
     """Fetches URLs through the guard, over pooled connections pinned to checked addresses."""
 
-    def __init__(self, guard: Guard | None = None, *, resolve: Resolver = system_resolve, pool_size: int = 8):
+    def __init__(
+        self,
+        guard: Guard | None = None,
+        *,
+        resolve: Resolver = system_resolve,
+        pool_size: int = 8,
+        ca_certs: str | None = None,
+    ):
         self.guard = guard or Guard()
         self.resolve = resolve
         self.pool_size = pool_size
+        self.ca_certs = ca_certs  # a CA bundle to trust instead of certifi's (a company CA)
         self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
         self._lock = threading.Lock()
 
@@ -278,11 +286,11 @@ class Fetcher:
             if pool is None:
                 if len(self._pools) >= 64:
                     self._pools.pop(next(iter(self._pools))).close()
-                pool = self._pools[key] = _new_pool(target, self.pool_size)
+                pool = self._pools[key] = _new_pool(target, self.pool_size, self.ca_certs)
             return pool
 
 
-def _new_pool(target: Target, size: int) -> urllib3.HTTPConnectionPool:
+def _new_pool(target: Target, size: int, ca_certs: str | None = None) -> urllib3.HTTPConnectionPool:
     """A pool that connects to the checked address but speaks to (and verifies) the host name."""
     if target.scheme == "http":
         return WatchedHTTPPool(target.address, target.port, maxsize=size, block=False, retries=False)
@@ -297,5 +305,5 @@ def _new_pool(target: Target, size: int) -> urllib3.HTTPConnectionPool:
         server_hostname=target.host,
         assert_hostname=target.host,
         cert_reqs="CERT_REQUIRED",
-        ca_certs=certifi.where(),
+        ca_certs=ca_certs or certifi.where(),
     )

@@ -329,3 +329,53 @@ def test_the_network_guard_lets_loopback_through(bad, network_guard):
     with socket.create_connection(("127.0.0.1", bad.port), timeout=2):
         pass
     assert network_guard.take() == []
+
+
+# -- 7. https: pinned to the checked address, verified against the URL's host name ---------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[str, str]:
+    """A self-signed certificate for api.example.test (made with the openssl tool)."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+         "/CN=api.example.test", "-addext", "subjectAltName=DNS:api.example.test",
+         "-keyout", key, "-out", cert],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def tls_server(certificate) -> Iterator[BadServer]:
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    with BadServer(tls=context) as server:
+        yield server
+
+
+@pytest.mark.parametrize(("host", "ok"), [("api.example.test", True), ("cdn.example.test", False)])
+def test_https_is_pinned_and_verified_against_the_url_host(tls_server, certificate, host, ok):
+    tls_server.script("/a.png", Reply(200, png()))
+    calls: list[str] = []
+
+    def resolve(name: str, port: int) -> list[str]:
+        calls.append(name)
+        return ["127.0.0.1"]
+
+    f = Fetcher(Guard(frozenset({host})), resolve=resolve, ca_certs=certificate[0])
+    url = f"https://{host}:{tls_server.port}/a.png"
+    if ok:
+        assert f.get(url, QUICK).data == png()
+        assert tls_server.seen[0].headers["Host"] == f"{host}:{tls_server.port}"
+    else:
+        with pytest.raises(FetchError, match="cannot fetch"):
+            f.get(url, QUICK)
+        assert tls_server.seen == []
+    assert calls == [host]
