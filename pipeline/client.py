@@ -56,7 +56,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Exponential backoff with full jitter, never shorter than Retry-After."""
-        jitter = rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** attempt))
+        jitter = rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
         return max(jitter, retry_after or 0.0)
 
 
@@ -102,10 +102,18 @@ def session(pool: int = 32) -> requests.Session:
 class Client:
     """Sends planned requests to one provider with one key."""
 
-    def __init__(self, provider: Provider, key: ApiKey | str, *, retry: RetryPolicy | None = None,
-                 timeouts: Timeouts | None = None, http: requests.Session | None = None,
-                 on_rate_limited: Callable[[float | None], None] | None = None,
-                 rng: random.Random | None = None, allow_http: bool = False):
+    def __init__(
+        self,
+        provider: Provider,
+        key: ApiKey | str,
+        *,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        http: requests.Session | None = None,
+        on_rate_limited: Callable[[float | None], None] | None = None,
+        rng: random.Random | None = None,
+        allow_http: bool = False,
+    ):
         provider.check_transport(allow_http)
         self.provider = provider
         self._key = key if isinstance(key, ApiKey) else ApiKey(key, f"the {provider.name} key")
@@ -123,8 +131,12 @@ class Client:
         """Remove the key (and any run of 8+ of its characters) from text shown or stored."""
         return self._key.redact(text)
 
-    def call(self, endpoint: Endpoint, build: Callable[[], wire.WireRequest],
-             before_send: Callable[[int], None] | None = None) -> Reply:
+    def call(
+        self,
+        endpoint: Endpoint,
+        build: Callable[[], wire.WireRequest],
+        before_send: Callable[[int], None] | None = None,
+    ) -> Reply:
         """Send one request, retrying what is safe; the body is rebuilt for every attempt.
 
         `before_send(attempt)` runs right before each attempt leaves (the runner journals
@@ -164,19 +176,26 @@ class Client:
     def _post(self, req: wire.WireRequest, deadline: Deadline) -> Answer:
         if origin(req.url) != self.provider.origin():
             host = urlsplit(req.url).hostname
-            raise BadRequest(self.redact(f"refused to send the key to {host}: requests go only "
-                                         f"to {self.provider.origin()[1]}"))
+            raise BadRequest(
+                self.redact(
+                    f"refused to send the key to {host}: requests go only to {self.provider.origin()[1]}"
+                )
+            )
         timeout = (deadline.cap(self.timeouts.connect), deadline.cap(self.timeouts.read))
-        headers = {**self.provider.auth_headers(self._key), "Accept": "application/json",
-                   "User-Agent": "ideopipe"}
+        headers = {
+            **self.provider.auth_headers(self._key),
+            "Accept": "application/json",
+            "User-Agent": "ideopipe",
+        }
         if req.json is not None:
             kwargs: dict[str, Any] = {"json": req.json}
         else:  # text fields go as parts too, so the body is multipart even without a file
             kwargs = {"files": [(name, (None, value)) for name, value in req.fields] + list(req.files)}
         try:
             with bounded(deadline) as scope:
-                resp = self.http.post(req.url, headers=headers, timeout=timeout, stream=True,
-                                      allow_redirects=False, **kwargs)
+                resp = self.http.post(
+                    req.url, headers=headers, timeout=timeout, stream=True, allow_redirects=False, **kwargs
+                )
                 data = _whole_body(resp, deadline)
             if scope.fired:  # a socket was cut at the deadline: the answer may be partial
                 raise TimeUp("cut at the deadline")
@@ -216,9 +235,14 @@ class Client:
             return
         if 300 <= code < 400:
             where = urlsplit(resp.headers.get("Location", "")).hostname or "no Location given"
-            raise BadRequest(self.redact(f"{self.provider.name} answered {code}, a redirect to "
-                                         f"{where}; API requests never follow redirects (check "
-                                         "the base URL)"), code)
+            raise BadRequest(
+                self.redact(
+                    f"{self.provider.name} answered {code}, a redirect to "
+                    f"{where}; API requests never follow redirects (check "
+                    "the base URL)"
+                ),
+                code,
+            )
         message = _provider_message(resp)
         what = f"{self.provider.name} answered {code}: {message}"
         if code == 429:
@@ -312,11 +336,14 @@ def _never_sent(exc: requests.ConnectionError) -> bool:
     for _ in range(6):
         if seen is None:
             return False
-        if isinstance(seen, (u3.NewConnectionError, u3.NameResolutionError, u3.ConnectTimeoutError,
-                             ConnectionRefusedError)):
+        if isinstance(
+            seen,
+            (u3.NewConnectionError, u3.NameResolutionError, u3.ConnectTimeoutError, ConnectionRefusedError),
+        ):
             return True
-        nxt = getattr(seen, "reason", None) or (seen.args[0] if seen.args and
-                                                isinstance(seen.args[0], BaseException) else None)
+        nxt = getattr(seen, "reason", None) or (
+            seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        )
         seen = nxt if nxt is not seen else None
     return False
 

@@ -42,8 +42,13 @@ def _decode(data: bytes) -> images.Decoded:
         raise DownloadError(str(exc)) from exc
 
 
-def get(fetcher: Fetcher, url: str, timeouts: Timeouts | None = None,
-          max_bytes: int = MAX_BYTES, attempts: int = 3) -> bytes:
+def get(
+    fetcher: Fetcher,
+    url: str,
+    timeouts: Timeouts | None = None,
+    max_bytes: int = MAX_BYTES,
+    attempts: int = 3,
+) -> bytes:
     """Download a URL's bytes, retrying broken bodies, all within `timeouts.total`.
 
     Refused URLs, expired URLs, oversized bodies and a passed deadline are not retried.
@@ -67,5 +72,6 @@ def save(data: bytes, dest: Path) -> Saved:
     """Verify an image and write it atomically (never a partial file at `dest`)."""
     decoded = _decode(data)
     write_atomic(dest, data)
-    return Saved(dest, hashlib.sha256(data).hexdigest(), decoded.width, decoded.height,
-                 len(data), decoded.format)
+    return Saved(
+        dest, hashlib.sha256(data).hexdigest(), decoded.width, decoded.height, len(data), decoded.format
+    )

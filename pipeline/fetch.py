@@ -21,12 +21,13 @@ import urllib3
 
 from .errors import DownloadError, DownloadExpired
 from .transport import (
-    POOL_CLASSES,
     BodyBroken,
     BodyTooLarge,
     Deadline,
     Timeouts,
     TimeUp,
+    WatchedHTTPPool,
+    WatchedHTTPSPool,
     bounded,
     read_body,
 )
@@ -102,8 +103,7 @@ def check(url: str, guard: Guard, resolve: Resolver = system_resolve) -> Target:
     shown = url[:100]
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise FetchRefused(f"{shown!r}: only http(s) URLs are fetched, not "
-                           f"{parts.scheme or 'no'} scheme")
+        raise FetchRefused(f"{shown!r}: only http(s) URLs are fetched, not {parts.scheme or 'no'} scheme")
     if parts.username is not None or parts.password is not None:
         raise FetchRefused(f"{parts.hostname}: URLs with credentials are not fetched")
     host = (parts.hostname or "").lower()
@@ -128,14 +128,17 @@ def check(url: str, guard: Guard, resolve: Resolver = system_resolve) -> Target:
     if host not in guard.trusted_hosts and not guard.allow_private:
         for address in addresses:
             if not is_public(address):
-                raise FetchRefused(f"{host} is {address}, not a public address (private or "
-                                   "link-local, loopback, reserved or multicast); set "
-                                   "allow_private_urls: true to allow it")
+                raise FetchRefused(
+                    f"{host} is {address}, not a public address (private or "
+                    "link-local, loopback, reserved or multicast); set "
+                    "allow_private_urls: true to allow it"
+                )
     default = 443 if parts.scheme == "https" else 80
     bracketed = f"[{host}]" if ":" in host else host
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(parts.scheme, host, port, addresses[0], path,
-                  bracketed if port == default else f"{bracketed}:{port}")
+    return Target(
+        parts.scheme, host, port, addresses[0], path, bracketed if port == default else f"{bracketed}:{port}"
+    )
 
 
 def is_public(address: str) -> bool:
@@ -171,19 +174,32 @@ def literal_address(host: str) -> str | None:
 class Fetcher:
     """Fetches URLs through the guard, over pooled connections pinned to checked addresses."""
 
-    def __init__(self, guard: Guard | None = None, *, resolve: Resolver = system_resolve,
-                 pool_size: int = 8):
+    def __init__(
+        self,
+        guard: Guard | None = None,
+        *,
+        resolve: Resolver = system_resolve,
+        pool_size: int = 8,
+        ca_certs: str | None = None,
+    ):
         self.guard = guard or Guard()
         self.resolve = resolve
         self.pool_size = pool_size
+        self.ca_certs = ca_certs  # a CA bundle to trust instead of certifi's (a company CA)
         self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Fetcher({self.guard!r})"
 
-    def get(self, url: str, timeouts: Timeouts | None = None, max_bytes: int = 64 << 20,
-            deadline: Deadline | None = None, accept: str = "image/*") -> Fetched:
+    def get(
+        self,
+        url: str,
+        timeouts: Timeouts | None = None,
+        max_bytes: int = 64 << 20,
+        deadline: Deadline | None = None,
+        accept: str = "image/*",
+    ) -> Fetched:
         """GET a URL's body, following checked redirects, within one total deadline."""
         timeouts = timeouts or Timeouts()
         deadline = deadline or Deadline(timeouts.total)
@@ -199,8 +215,7 @@ class Fetcher:
                         continue
                     data = self._body(target, resp, deadline, max_bytes)
                     if scope.fired:  # a socket was cut at the deadline: the body may be partial
-                        raise FetchTimeout(f"{target.host}: no whole answer within "
-                                           f"{deadline.seconds:g} s")
+                        raise FetchTimeout(f"{target.host}: no whole answer within {deadline.seconds:g} s")
                     whole = True
                     return Fetched(data, resp.headers.get("Content-Type", ""), url)
                 finally:
@@ -216,8 +231,9 @@ class Fetcher:
         for pool in pools:
             pool.close()
 
-    def _body(self, target: Target, resp: urllib3.BaseHTTPResponse, deadline: Deadline,
-              max_bytes: int) -> bytes:
+    def _body(
+        self, target: Target, resp: urllib3.BaseHTTPResponse, deadline: Deadline, max_bytes: int
+    ) -> bytes:
         if resp.status in (403, 404, 410):
             raise FetchExpired(f"{target.host} answered {resp.status}: the URL has expired")
         if resp.status != 200:
@@ -225,33 +241,42 @@ class Fetcher:
         encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
         length = resp.headers.get("Content-Length", "")
         if encoding == "identity" and length.isdigit() and int(length) > max_bytes:
-            raise FetchTooLarge(f"{target.host}: the body is {int(length):,} bytes "
-                                f"(limit {max_bytes:,})")
+            raise FetchTooLarge(f"{target.host}: the body is {int(length):,} bytes (limit {max_bytes:,})")
         try:
             return read_body(resp, deadline, max_bytes)
         except BodyTooLarge as exc:
             raise FetchTooLarge(f"{target.host}: {exc} (after decoding)") from exc
         except TimeUp as exc:
-            raise FetchTimeout(f"{target.host}: no whole answer within {deadline.seconds:g} s") \
-                from exc
+            raise FetchTimeout(f"{target.host}: no whole answer within {deadline.seconds:g} s") from exc
         except BodyBroken as exc:
             raise FetchError(f"{target.host}: {exc}") from exc
 
-    def _open(self, target: Target, timeouts: Timeouts, deadline: Deadline,
-              accept: str) -> urllib3.BaseHTTPResponse:
-        headers = {"Host": target.host_header, "User-Agent": "ideopipe", "Accept": accept,
-                   "Accept-Encoding": "gzip, deflate"}
-        timeout = urllib3.Timeout(connect=deadline.cap(timeouts.connect),
-                                  read=deadline.cap(timeouts.read))
+    def _open(
+        self, target: Target, timeouts: Timeouts, deadline: Deadline, accept: str
+    ) -> urllib3.BaseHTTPResponse:
+        headers = {
+            "Host": target.host_header,
+            "User-Agent": "ideopipe",
+            "Accept": accept,
+            "Accept-Encoding": "gzip, deflate",
+        }
+        timeout = urllib3.Timeout(connect=deadline.cap(timeouts.connect), read=deadline.cap(timeouts.read))
         try:
             return self._pool(target).urlopen(
-                "GET", target.path, headers=headers, redirect=False, retries=False,
-                preload_content=False, decode_content=True, assert_same_host=False,
-                release_conn=False, timeout=timeout)
+                "GET",
+                target.path,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                decode_content=True,
+                assert_same_host=False,
+                release_conn=False,
+                timeout=timeout,
+            )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             if deadline.expired():
-                raise FetchTimeout(f"{target.host}: no answer within {deadline.seconds:g} s") \
-                    from exc
+                raise FetchTimeout(f"{target.host}: no answer within {deadline.seconds:g} s") from exc
             raise FetchError(f"cannot fetch from {target.host}: {type(exc).__name__}") from exc
 
     def _pool(self, target: Target) -> urllib3.HTTPConnectionPool:
@@ -261,19 +286,24 @@ class Fetcher:
             if pool is None:
                 if len(self._pools) >= 64:
                     self._pools.pop(next(iter(self._pools))).close()
-                pool = self._pools[key] = _new_pool(target, self.pool_size)
+                pool = self._pools[key] = _new_pool(target, self.pool_size, self.ca_certs)
             return pool
 
 
-def _new_pool(target: Target, size: int) -> urllib3.HTTPConnectionPool:
+def _new_pool(target: Target, size: int, ca_certs: str | None = None) -> urllib3.HTTPConnectionPool:
     """A pool that connects to the checked address but speaks to (and verifies) the host name."""
     if target.scheme == "http":
-        return POOL_CLASSES["http"](target.address, target.port, maxsize=size, block=False,
-                                    retries=False)
+        return WatchedHTTPPool(target.address, target.port, maxsize=size, block=False, retries=False)
     import certifi
 
-    return POOL_CLASSES["https"](
-        target.address, target.port, maxsize=size, block=False, retries=False,
-        server_hostname=target.host, assert_hostname=target.host, cert_reqs="CERT_REQUIRED",
-        ca_certs=certifi.where())
-
+    return WatchedHTTPSPool(
+        target.address,
+        target.port,
+        maxsize=size,
+        block=False,
+        retries=False,
+        server_hostname=target.host,
+        assert_hostname=target.host,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=ca_certs or certifi.where(),
+    )

@@ -47,8 +47,9 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def decode(data: bytes, name: str = "the image", max_pixels: int = MAX_PIXELS,
-           kind_of: str = "images") -> Decoded:
+def decode(
+    data: bytes, name: str = "the image", max_pixels: int = MAX_PIXELS, kind_of: str = "images"
+) -> Decoded:
     """Sniff, then fully decode; refuses other formats, truncated files and pixel bombs."""
     kind = sniff(data)
     if kind is None:
@@ -59,8 +60,10 @@ def decode(data: bytes, name: str = "the image", max_pixels: int = MAX_PIXELS,
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data), formats=(kind,))
             if im.width * im.height > max_pixels:
-                raise BadImageData(f"{name} says it is {im.width}x{im.height} pixels; {kind_of} "
-                                   f"are limited to {max_pixels:,} pixels (a decompression bomb?)")
+                raise BadImageData(
+                    f"{name} says it is {im.width}x{im.height} pixels; {kind_of} "
+                    f"are limited to {max_pixels:,} pixels (a decompression bomb?)"
+                )
             im.load()
     except BadImageData:
         raise

@@ -69,24 +69,34 @@ def read_image_file(path: str, expect_sha256: str = "") -> VerifiedImage:
 
 def _read_once(path: str) -> tuple[bytes, tuple[int, ...]]:
     """(bytes, identity) of a regular file opened without following a final symbolic link."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | \
-        getattr(os, "O_CLOEXEC", 0)
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
     try:
         fd = os.open(path, flags)
     except FileNotFoundError as exc:
         raise BadImage(f"file not found: {path}") from exc
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise BadImage(f"{path} is a symbolic link; input files are read without following "
-                           "links (name the file itself)") from exc
+            raise BadImage(
+                f"{path} is a symbolic link; input files are read without following "
+                "links (name the file itself)"
+            ) from exc
         raise BadImage(f"cannot open {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "rb") as f:
+    try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise BadImage(f"{path} is not a regular file")
         if st.st_size > MAX_INPUT_BYTES:
-            raise BadImage(f"{path} is {st.st_size:,} bytes; input images are limited to "
-                           f"{MAX_INPUT_BYTES:,}")
+            raise BadImage(f"{path} is {st.st_size:,} bytes; input images are limited to {MAX_INPUT_BYTES:,}")
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
         data = f.read(MAX_INPUT_BYTES + 1)
     return data, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
@@ -125,21 +135,27 @@ def inspect_file(path: str) -> ImageInfo:
 def inspect_bytes(data: bytes, name: str) -> ImageInfo:
     """Check image bytes (PNG/JPEG/WebP, pixel cap, decodes) and describe them."""
     if len(data) > MAX_INPUT_BYTES:
-        raise BadImage(f"{name} is {len(data):,} bytes; input images are limited to "
-                       f"{MAX_INPUT_BYTES:,}")
+        raise BadImage(f"{name} is {len(data):,} bytes; input images are limited to {MAX_INPUT_BYTES:,}")
     try:
         decoded = images.decode(data, name, MAX_INPUT_PIXELS, "input images")
     except images.BadImageData as exc:
         raise BadImage(str(exc)) from exc
-    return ImageInfo(hashlib.sha256(data).hexdigest(), decoded.width, decoded.height,
-                     decoded.format, images.black_and_white(decoded))
+    return ImageInfo(
+        hashlib.sha256(data).hexdigest(),
+        decoded.width,
+        decoded.height,
+        decoded.format,
+        images.black_and_white(decoded),
+    )
 
 
 def check_mask(image: ImageInfo, mask: ImageInfo) -> str | None:
     """Why a mask does not fit its image, or None when it does."""
     if (mask.width, mask.height) != (image.width, image.height):
-        return (f"mask is {mask.width}x{mask.height} but the image is "
-                f"{image.width}x{image.height}; they must be the same size")
+        return (
+            f"mask is {mask.width}x{mask.height} but the image is "
+            f"{image.width}x{image.height}; they must be the same size"
+        )
     if not mask.black_and_white:
         return "mask must be black and white only (black marks what to repaint)"
     return None
@@ -170,5 +186,7 @@ def check_url(url: str, allow_private: bool = False, resolve: bool = False) -> N
             raise BadImage(f"{url[:80]!r}: cannot resolve {host}") from exc
     for each in addresses:
         if not fetch.is_public(each) and not ipaddress.ip_address(each).is_loopback:
-            raise BadImage(f"{url[:80]!r}: {host} is a private or link-local address "
-                           "(set allow_private_urls: true to allow it)")
+            raise BadImage(
+                f"{url[:80]!r}: {host} is a private or link-local address "
+                "(set allow_private_urls: true to allow it)"
+            )

@@ -27,11 +27,13 @@ class ApiKey:
     def __init__(self, value: str, source: str = "the API key"):
         why = malformed(value)
         if why:
-            raise InputError(f"{source} is malformed ({why}); a key is printable ASCII with no "
-                             "spaces: check for a stray newline, quote or pasted character")
+            raise InputError(
+                f"{source} is malformed ({why}); a key is printable ASCII with no "
+                "spaces: check for a stray newline, quote or pasted character"
+            )
         self._value = value
         n = MIN_FRAGMENT
-        self._grams = frozenset(value[i:i + n] for i in range(len(value) - n + 1))
+        self._grams = frozenset(value[i : i + n] for i in range(len(value) - n + 1))
 
     def __repr__(self) -> str:
         return "ApiKey(***)"
@@ -56,8 +58,8 @@ class ApiKey:
         hidden = [False] * len(text)
         found = False
         for i in range(len(text) - n + 1):
-            if text[i:i + n] in self._grams:
-                hidden[i:i + n] = [True] * n
+            if text[i : i + n] in self._grams:
+                hidden[i : i + n] = [True] * n
                 found = True
         if not found:
             return text
@@ -122,8 +124,10 @@ class Provider:
         env = os.environ if environ is None else environ
         key = env.get(self.key_env, "").strip() or (self.default_key or "")
         if not key:
-            raise InputError(f"no API key: set {self.key_env} for provider {self.name!r} "
-                            "(or use provider: emulator to rehearse for free)")
+            raise InputError(
+                f"no API key: set {self.key_env} for provider {self.name!r} "
+                "(or use provider: emulator to rehearse for free)"
+            )
         return ApiKey(key, self.key_env)
 
     def origin(self) -> tuple[str, str, int]:
@@ -139,8 +143,10 @@ class Provider:
         if parts.username is not None or parts.password is not None:
             raise InputError(f"provider {self.name!r}: base URL must not hold credentials")
         if parts.scheme == "http" and not allow_http and not is_loopback_host(parts.hostname):
-            raise InputError(f"provider {self.name!r}: plain http to {parts.hostname} would send "
-                             "the key unencrypted; use https, or pass --allow-http")
+            raise InputError(
+                f"provider {self.name!r}: plain http to {parts.hostname} would send "
+                "the key unencrypted; use https, or pass --allow-http"
+            )
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -174,8 +180,14 @@ def get(name: str, base_url: str | None = None) -> Provider:
 
 register(Provider("ideogram", "https://api.ideogram.ai", "api-key", "IDEOGRAM_API_KEY"))
 register(Provider("aihubmix", "https://aihubmix.com/ideogram", "api-key", "AIHUBMIX_API_KEY"))
-register(Provider("crazyrouter", "https://crazyrouter.com/ideogram", "bearer",
-                  "CRAZYROUTER_API_KEY", body="json-urls"))
+register(
+    Provider(
+        "crazyrouter", "https://crazyrouter.com/ideogram", "bearer", "CRAZYROUTER_API_KEY", body="json-urls"
+    )
+)
 # The embedded server; its base URL is filled in when it starts on a free port.
-register(Provider("emulator", "http://127.0.0.1:0", "api-key", "IDEOPIPE_EMULATOR_KEY",
-                  default_key="emulator-local-key"))
+register(
+    Provider(
+        "emulator", "http://127.0.0.1:0", "api-key", "IDEOPIPE_EMULATOR_KEY", default_key="emulator-local-key"
+    )
+)

@@ -52,20 +52,10 @@ def check_timeouts(values: Any, where: str = "timeouts") -> list[str]:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             problems.append(f"{where}.{name}: {value!r} is not a number of seconds")
         elif not math.isfinite(value) or value <= 0 or value > MAX_SECONDS:
-            problems.append(f"{where}.{name}: {value!r} must be above 0 and at most "
-                            f"{MAX_SECONDS:.0f} seconds (a day)")
+            problems.append(
+                f"{where}.{name}: {value!r} must be above 0 and at most {MAX_SECONDS:.0f} seconds (a day)"
+            )
     return problems
-
-
-def check_max_cost(value: Any) -> str | None:
-    """Why a cost cap is unusable (nan, infinite, negative), or None when it is fine."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"--max-cost: {value!r} is not an amount in USD"
-    if not math.isfinite(value) or value < 0:
-        return f"--max-cost: {value!r} must be a finite amount of USD, 0 or more"
-    return None
 
 
 class Deadline:
@@ -133,8 +123,7 @@ class _Reaper:
                 heapq.heappush(self._heap, (scope.deadline.end, next(self._seq), scope))
                 self._cv.notify()
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="ideopipe-deadlines",
-                                                daemon=True)
+                self._thread = threading.Thread(target=self._run, name="ideopipe-deadlines", daemon=True)
                 self._thread.start()
 
     def forget(self, scope: _Scope) -> None:
@@ -201,7 +190,7 @@ class WatchedHTTPConnection(HTTPConnection):
         _watch(sock)
         return sock
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         """Watch the (possibly reused) socket, then send."""
         _watch(self.sock)
         super().request(*args, **kwargs)
@@ -215,7 +204,7 @@ class WatchedHTTPSConnection(HTTPSConnection):
         _watch(sock)
         return sock
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         """Watch the (possibly reused) socket, then send."""
         _watch(self.sock)
         super().request(*args, **kwargs)

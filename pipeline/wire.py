@@ -66,13 +66,25 @@ def _binary_placeholders(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_WIRE_IMAGE_FIELDS = {"image", "image_file", "mask", "style_reference_images",
-                      "character_reference_images", "character_reference_images_mask"}
+_WIRE_IMAGE_FIELDS = {
+    "image",
+    "image_file",
+    "mask",
+    "style_reference_images",
+    "character_reference_images",
+    "character_reference_images_mask",
+}
 
 
-def build(provider: Provider, endpoint: Endpoint, model: str, params: Mapping[str, Any],
-          seed: int | None, num_images: int,
-          images: Mapping[str, Sequence[InputImage]]) -> WireRequest:
+def build(
+    provider: Provider,
+    endpoint: Endpoint,
+    model: str,
+    params: Mapping[str, Any],
+    seed: int | None,
+    num_images: int,
+    images: Mapping[str, Sequence[InputImage]],
+) -> WireRequest:
     """The request body for one planned request at one provider."""
     values: dict[str, Any] = {}
     for name, value in params.items():
@@ -96,8 +108,9 @@ def _nested(endpoint: Endpoint) -> bool:
     return endpoint.layout in (Layout.LEGACY_JSON, Layout.LEGACY_NESTED)
 
 
-def _json_body(endpoint: Endpoint, values: dict[str, Any],
-               images: Mapping[str, Sequence[InputImage]]) -> dict[str, Any]:
+def _json_body(
+    endpoint: Endpoint, values: dict[str, Any], images: Mapping[str, Sequence[InputImage]]
+) -> dict[str, Any]:
     body: dict[str, Any] = {"image_request": values} if _nested(endpoint) else dict(values)
     for name, items in images.items():
         wire = endpoint.wire_name(name)
@@ -106,8 +119,9 @@ def _json_body(endpoint: Endpoint, values: dict[str, Any],
     return body
 
 
-def _multipart(url: str, endpoint: Endpoint, values: dict[str, Any],
-               images: Mapping[str, Sequence[InputImage]]) -> WireRequest:
+def _multipart(
+    url: str, endpoint: Endpoint, values: dict[str, Any], images: Mapping[str, Sequence[InputImage]]
+) -> WireRequest:
     req = WireRequest(url)
     if _nested(endpoint):
         req.fields.append(("image_request", json.dumps(values, separators=(",", ":"))))
@@ -178,15 +192,20 @@ def parse(endpoint: Endpoint, body: Any) -> Result:
     for i, item in enumerate(data):
         if not isinstance(item, Mapping):
             raise BadResponse(f"data[{i}] is not an object")
-        url = _text(item.get("url"))
+        url = item.get("url") if isinstance(item.get("url"), str) and item.get("url") else None
         safe = item.get("is_image_safe")
-        images.append(ResultImage(
-            index=i, url=url, prompt=_text(item.get("prompt")),
-            resolution=_text(item.get("resolution")), seed=_seed(item.get("seed")),
-            is_image_safe=safe if isinstance(safe, bool) else url is not None,
-            style_type=_text(item.get("style_type")),
-            upscaled_resolution=_text(item.get("upscaled_resolution")),
-        ))
+        images.append(
+            ResultImage(
+                index=i,
+                url=url,
+                prompt=_text(item.get("prompt")),
+                resolution=_text(item.get("resolution")),
+                seed=_seed(item.get("seed")),
+                is_image_safe=safe if isinstance(safe, bool) else url is not None,
+                style_type=_text(item.get("style_type")),
+                upscaled_resolution=_text(item.get("upscaled_resolution")),
+            )
+        )
     return Result(images=tuple(images), created=_text(created))
 
 
@@ -194,11 +213,15 @@ MAX_SEED = 2**63 - 1  # what SQLite (and the journal) can hold
 
 
 def _text(value: Any) -> str | None:
-    """A server's scalar as text (numbers too), or None for absent, empty or nested values."""
-    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+    """A server's value as text: scalars as they read, lists and objects as compact JSON.
+
+    Nothing the server sent is dropped (the journal keeps it), and nothing can crash here.
+    """
+    if value is None or value == "" or isinstance(value, bool):
         return None
-    text = str(value)
-    return text or None
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return str(value)
 
 
 def _seed(value: Any) -> int | None:

@@ -15,6 +15,7 @@ import gzip
 import http.server
 import json
 import socket
+import ssl
 import threading
 import time
 import zlib
@@ -68,11 +69,15 @@ class Seen:
 class BadServer:
     """A threading HTTP server on 127.0.0.1 that answers from a per-path script."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.seen: list[Seen] = []
         self._scripts: dict[str, list[Reply]] = {}
         self._lock = threading.Lock()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        if tls is not None:  # HTTPS: the handshake happens in the handler thread
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -136,11 +141,14 @@ def _handler(bad: BadServer) -> type[http.server.BaseHTTPRequestHandler]:
                 return
             payload = reply.payload()
             lines = [f"HTTP/1.1 {reply.status} X"]
-            headers = {"Content-Length": str(len(payload) if reply.length is None else reply.length),
-                       **reply.headers}
+            headers = {
+                "Content-Length": str(len(payload) if reply.length is None else reply.length),
+                **reply.headers,
+            }
             if reply.encoding:
-                headers["Content-Encoding"] = "deflate" if reply.encoding.startswith("deflate") \
-                    else reply.encoding
+                headers["Content-Encoding"] = (
+                    "deflate" if reply.encoding.startswith("deflate") else reply.encoding
+                )
             lines += [f"{k}: {v}" for k, v in headers.items()]
             head = ("\r\n".join(lines) + "\r\n\r\n").encode()
             try:
@@ -157,7 +165,7 @@ def _handler(bad: BadServer) -> type[http.server.BaseHTTPRequestHandler]:
                 self.wfile.write(data)
                 return
             for i in range(len(data)):
-                self.wfile.write(data[i:i + 1])
+                self.wfile.write(data[i : i + 1])
                 self.wfile.flush()
                 time.sleep(trickle)
 

@@ -93,6 +93,7 @@ def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[NetworkGuard]:
             if not _literal_or_localhost(host):
                 raise guard.refuse(f"resolve {host!r}")
             return real(host, *args)
+
         return lookup
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
@@ -112,8 +113,9 @@ def emulator() -> Iterator[Emulator]:
         yield em
 
 
-def write_recipe_file(folder: Path, text: str, files: dict[str, str | bytes] | None = None,
-                      name: str = "recipe.yaml") -> Path:
+def write_recipe_file(
+    folder: Path, text: str, files: dict[str, str | bytes] | None = None, name: str = "recipe.yaml"
+) -> Path:
     """Write a recipe (dedented) and its side files into `folder`; returns its path."""
     for rel, content in (files or {}).items():
         p = folder / rel
@@ -130,5 +132,4 @@ def write_recipe_file(folder: Path, text: str, files: dict[str, str | bytes] | N
 @pytest.fixture
 def write_recipe(tmp_path: Path) -> Callable[..., Path]:
     """write_recipe_file bound to the test's tmp_path."""
-    return lambda text, name="recipe.yaml", files=None: write_recipe_file(tmp_path, text, files,
-                                                                          name)
+    return lambda text, name="recipe.yaml", files=None: write_recipe_file(tmp_path, text, files, name)

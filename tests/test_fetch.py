@@ -45,12 +45,26 @@ def fetcher(bad: BadServer, **kw) -> Fetcher:
 QUICK = Timeouts(connect=2, read=5, total=10)
 
 PRIVATE = [
-    "http://10.0.0.5/a.png", "http://169.254.169.254/latest/meta-data/", "http://192.168.1.1/a",
-    "http://172.16.0.1/a", "http://100.64.0.1/a", "http://0.0.0.0/a", "http://224.0.0.1/a",
-    "http://255.255.255.255/a", "http://[::1]/a", "http://[fe80::1]/a", "http://[fc00::1]/a",
-    "http://[::ffff:10.0.0.1]/a", "http://[2002:a00:1::]/a", "http://0x7f000001/a",
-    "http://2130706433/a", "http://017700000001/a", "http://10.1/a", "http://127.0.0.2/a",
-    "http://[ff02::1]/a", "http://192.0.2.10/a",
+    "http://10.0.0.5/a.png",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://192.168.1.1/a",
+    "http://172.16.0.1/a",
+    "http://100.64.0.1/a",
+    "http://0.0.0.0/a",
+    "http://224.0.0.1/a",
+    "http://255.255.255.255/a",
+    "http://[::1]/a",
+    "http://[fe80::1]/a",
+    "http://[fc00::1]/a",
+    "http://[::ffff:10.0.0.1]/a",
+    "http://[2002:a00:1::]/a",
+    "http://0x7f000001/a",
+    "http://2130706433/a",
+    "http://017700000001/a",
+    "http://10.1/a",
+    "http://127.0.0.2/a",
+    "http://[ff02::1]/a",
+    "http://192.0.2.10/a",
 ]
 
 
@@ -64,10 +78,20 @@ def test_private_loopback_link_local_reserved_and_multicast_are_refused(bad, url
     assert bad.seen == []
 
 
-@pytest.mark.parametrize("url", ["ftp://example.test/a.png", "file:///etc/passwd",
-                                 "gopher://example.test/", "data:image/png;base64,AAAA", "a.png",
-                                 "http:///nohost", "http://user:pw@example.test/a.png",
-                                 "http://example.test:99999/a", "http://[fe80::1%25eth0]/a"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.test/a.png",
+        "file:///etc/passwd",
+        "gopher://example.test/",
+        "data:image/png;base64,AAAA",
+        "a.png",
+        "http:///nohost",
+        "http://user:pw@example.test/a.png",
+        "http://example.test:99999/a",
+        "http://[fe80::1%25eth0]/a",
+    ],
+)
 def test_other_schemes_credentials_and_broken_urls_are_refused(bad, url):
     with pytest.raises(FetchRefused):
         fetcher(bad).get(url, QUICK)
@@ -85,10 +109,16 @@ def test_the_provider_host_is_the_one_exception(bad):
     assert fetcher(bad).get(bad.url("/a.png"), QUICK).data == png()
 
 
-@pytest.mark.parametrize(("answers", "refused"), [
-    (["169.254.169.254"], True), (["93.184.216.34", "10.0.0.1"], True), (["::1"], True),
-    (["::ffff:192.168.0.1"], True), ([], False),
-])
+@pytest.mark.parametrize(
+    ("answers", "refused"),
+    [
+        (["169.254.169.254"], True),
+        (["93.184.216.34", "10.0.0.1"], True),
+        (["::1"], True),
+        (["::ffff:192.168.0.1"], True),
+        ([], False),
+    ],
+)
 def test_every_address_a_name_resolves_to_is_checked(answers, refused):
     resolve = lambda host, port: list(answers)  # noqa: E731
     kind = FetchRefused if refused else FetchError
@@ -104,10 +134,17 @@ def test_a_resolver_failure_is_a_fetch_error():
         check("http://gone.example.test/a.png", Guard(), resolve)
 
 
-@pytest.mark.parametrize(("address", "public"), [
-    ("93.184.216.34", True), ("2606:2800:220:1:248:1893:25c8:1946", True), ("10.0.0.1", False),
-    ("::ffff:8.8.8.8", True), ("::ffff:127.0.0.1", False), ("not an address", False),
-])
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.216.34", True),
+        ("2606:2800:220:1:248:1893:25c8:1946", True),
+        ("10.0.0.1", False),
+        ("::ffff:8.8.8.8", True),
+        ("::ffff:127.0.0.1", False),
+        ("not an address", False),
+    ],
+)
 def test_is_public(address, public):
     assert is_public(address) is public
 
@@ -124,7 +161,8 @@ def test_the_connection_goes_to_the_checked_address_with_the_url_host(bad):
         return ["127.0.0.1"]
 
     got = Fetcher(Guard(frozenset({"api.example.test"})), resolve=resolve).get(
-        f"http://api.example.test:{bad.port}/a.png", QUICK)
+        f"http://api.example.test:{bad.port}/a.png", QUICK
+    )
     assert got.data == png()
     assert calls == ["api.example.test"]
     assert bad.seen[0].headers["Host"] == f"api.example.test:{bad.port}"
@@ -149,8 +187,15 @@ def test_a_second_dns_answer_cannot_redirect_the_connection(bad, network_guard):
 
 
 @pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
-@pytest.mark.parametrize("target", ["http://169.254.169.254/latest/", "http://10.0.0.1/x.png",
-                                    "file:///etc/passwd", "http://localhost:1/x.png"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://169.254.169.254/latest/",
+        "http://10.0.0.1/x.png",
+        "file:///etc/passwd",
+        "http://localhost:1/x.png",
+    ],
+)
 def test_a_redirect_to_a_refused_url_is_refused(bad, code, target):
     bad.script("/r", Reply(code, headers={"Location": target}))
     with pytest.raises(FetchRefused):
@@ -212,9 +257,10 @@ def test_a_body_longer_than_its_length_is_cut_at_the_length(bad):
     assert fetcher(bad).get(bad.url("/long"), QUICK).data == png()[:20]
 
 
-@pytest.mark.parametrize(("code", "error"), [(403, FetchExpired), (404, FetchExpired),
-                                              (410, FetchExpired), (500, FetchError),
-                                              (204, FetchError)])
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [(403, FetchExpired), (404, FetchExpired), (410, FetchExpired), (500, FetchError), (204, FetchError)],
+)
 def test_status_codes(bad, code, error):
     bad.script("/x", Reply(code, b""))
     with pytest.raises(error, match=str(code)):
@@ -255,3 +301,81 @@ def test_connections_are_reused_after_a_whole_body(bad):
     for _ in range(3):
         assert f.get(bad.url("/a.png"), QUICK).data == png()
     assert len(bad.seen) == 3
+
+
+# -- 6. the suite's own network guard ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        lambda: __import__("socket").getaddrinfo("example.com", 443),
+        lambda: __import__("socket").gethostbyname("api.ideogram.ai"),
+        lambda: __import__("socket").create_connection(("93.184.216.34", 443), timeout=1),
+        lambda: __import__("socket").create_connection(("10.0.0.1", 80), timeout=1),
+    ],
+)
+def test_the_network_guard_refuses_anything_past_loopback(network_guard, attempt):
+    with pytest.raises(network_guard.error):
+        attempt()
+    assert len(network_guard.take()) == 1
+
+
+def test_the_network_guard_lets_loopback_through(bad, network_guard):
+    import socket
+
+    with socket.create_connection(("localhost", bad.port), timeout=2):
+        pass
+    with socket.create_connection(("127.0.0.1", bad.port), timeout=2):
+        pass
+    assert network_guard.take() == []
+
+
+# -- 7. https: pinned to the checked address, verified against the URL's host name ---------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[str, str]:
+    """A self-signed certificate for api.example.test (made with the openssl tool)."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+         "/CN=api.example.test", "-addext", "subjectAltName=DNS:api.example.test",
+         "-keyout", key, "-out", cert],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def tls_server(certificate) -> Iterator[BadServer]:
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    with BadServer(tls=context) as server:
+        yield server
+
+
+@pytest.mark.parametrize(("host", "ok"), [("api.example.test", True), ("cdn.example.test", False)])
+def test_https_is_pinned_and_verified_against_the_url_host(tls_server, certificate, host, ok):
+    tls_server.script("/a.png", Reply(200, png()))
+    calls: list[str] = []
+
+    def resolve(name: str, port: int) -> list[str]:
+        calls.append(name)
+        return ["127.0.0.1"]
+
+    f = Fetcher(Guard(frozenset({host})), resolve=resolve, ca_certs=certificate[0])
+    url = f"https://{host}:{tls_server.port}/a.png"
+    if ok:
+        assert f.get(url, QUICK).data == png()
+        assert tls_server.seen[0].headers["Host"] == f"{host}:{tls_server.port}"
+    else:
+        with pytest.raises(FetchError, match="cannot fetch"):
+            f.get(url, QUICK)
+        assert tls_server.seen == []
+    assert calls == [host]

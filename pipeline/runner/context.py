@@ -10,11 +10,10 @@ from typing import Any
 from .. import journal as jr
 from .. import providers
 from ..client import Client, RetryPolicy, Timeouts, session
-from ..errors import InputError
 from ..fetch import Fetcher, Guard
 from ..limiter import AdaptiveLimit
 from ..planner import Plan, Task
-from ..transport import check_max_cost
+from ..recipe import check_max_cost
 from .options import Event, EventKind, RunOptions
 
 
@@ -23,7 +22,7 @@ class RunContext:
 
     journal: jr.Journal
 
-    def __init__(self, plan: Plan, options: RunOptions, provider: providers.Provider, key: str):
+    def __init__(self, plan: Plan, options: RunOptions, provider: providers.Provider, key: providers.ApiKey):
         self.plan = plan
         self.o = options
         self.provider = provider
@@ -34,9 +33,7 @@ class RunContext:
         ceiling = int(options.concurrency or data.get("concurrency") or 8)
         self.limit = AdaptiveLimit(ceiling=ceiling)
         self.cv = threading.Condition()
-        problem = check_max_cost(options.max_cost)
-        if problem:
-            raise InputError(problem)
+        check_max_cost(options.max_cost)  # nan would let every task through
         self.timeouts = options.timeouts or Timeouts(**data.get("timeouts", {}))
         retry = options.retry or RetryPolicy(retry_unknown=bool(data.get("retry_unknown", False)))
         self.http = session(pool=max(32, ceiling * 3))

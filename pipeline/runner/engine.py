@@ -48,7 +48,7 @@ def run(plan: Plan, options: RunOptions | None = None) -> RunResult:
 class Run:
     """One run of a plan: reconcile with the journal, schedule, then manifest and report."""
 
-    def __init__(self, plan: Plan, options: RunOptions, provider: providers.Provider, key: str):
+    def __init__(self, plan: Plan, options: RunOptions, provider: providers.Provider, key: providers.ApiKey):
         self.ctx = RunContext(plan, options, provider, key)
         self.scheduler = Scheduler(self.ctx, TaskWorker(self.ctx))
 
