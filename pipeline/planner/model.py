@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,33 @@ from ..errors import Problem
 from ..inputs import ImageRef
 from ..pricing import PriceTable
 from ..recipe import Recipe
+
+
+class StepImage(Mapping[str, tuple[ImageRef, ...]]):
+    """`{"image": (ref,)}`: the input image a chained task takes from its parent, kept small.
+
+    Most tasks of a big chained batch hold only this, so it is a slotted read-only mapping
+    of about a quarter of a dict's size. Use it as any mapping (`dict(task.images)` for JSON).
+    """
+
+    __slots__ = ("_refs",)
+
+    def __init__(self, refs: tuple[ImageRef, ...]) -> None:
+        self._refs = refs
+
+    def __getitem__(self, key: str) -> tuple[ImageRef, ...]:
+        if key == "image":
+            return self._refs
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("image",))
+
+    def __len__(self) -> int:
+        return 1
+
+    def __repr__(self) -> str:
+        return f"StepImage({self._refs!r})"
 
 
 @dataclass(slots=True)

@@ -116,7 +116,7 @@ def make_task(
     at: StepScope,
     params: dict[str, Any],
     deferred: dict[str, str],
-    images: dict[str, tuple[ImageRef, ...]],
+    images: Mapping[str, tuple[ImageRef, ...]],
     seed: int | None,
     seed_source: str,
     count: int,
