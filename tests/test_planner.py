@@ -847,3 +847,18 @@ def test_a_random_seed_parent_makes_input_seed_a_run_time_field(tmp_path: Path):
         """))
     assert p.tasks[1].deferred == {"prompt": "seed {{ input.seed }}"}
     assert "prompt" not in p.tasks[1].params
+
+
+def test_a_chained_tasks_input_image_reads_as_a_plain_mapping(tmp_path: Path):
+    p = plan_file(write(tmp_path, """\
+        steps:
+          - {id: g, op: generate, prompt: x}
+          - {id: u, op: upscale, input: g}
+        """))
+    images = p.tasks[1].images
+    expected = {"image": (ImageRef("step", p.tasks[0].image_ids[0]),)}
+    assert images == expected and dict(images) == expected and list(images.items()) == list(expected.items())
+    assert images.get("mask") is None and "image" in images and len(images) == 1
+    with pytest.raises(KeyError, match="mask"):
+        images["mask"]
+    assert p.to_json()["tasks"][1]["images"] == {"image": [f"step:{p.tasks[0].image_ids[0]}"]}

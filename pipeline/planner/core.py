@@ -189,8 +189,10 @@ class _Planner:
             return []
         params, deferred, images = gathered
         if parent is not None:
-            ref = (ImageRef("step", parent.image_id),)
-            images = {**images, "image": ref} if images else StepImage(ref)  # type: ignore[assignment]
+            if images:
+                images = {**images, "image": (ImageRef("step", parent.image_id),)}
+            else:
+                images = StepImage(parent.image_id)  # type: ignore[assignment]
         if "mask" in images and not self.images.mask_fits(images, step, i, row):
             return []
         if not self._cross_ok(at, params, deferred, seed_known):
