@@ -47,7 +47,8 @@ def one(rows: int) -> None:
         s = plan.summary()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"rows={rows} tasks={s['requests']} cost=${s['cost_usd']:.2f} "
-          f"time={elapsed:.2f}s cpu={cpu:.2f}s rows/s={rows / elapsed:,.0f} tasks/s={s['requests'] / elapsed:,.0f} "
+          f"time={elapsed:.2f}s cpu={cpu:.2f}s rows/s={rows / elapsed:,.0f} "
+          f"tasks/s={s['requests'] / elapsed:,.0f} "
           f"peak_rss={peak_mb:.0f}MB", flush=True)
 
 
