@@ -21,6 +21,7 @@ from pipeline import ops
 from pipeline.api import plan_file
 from pipeline.cli import main
 from pipeline.errors import RecipeError
+from pipeline.inputs import ImageRef
 from pipeline.planner import Plan, Task, plan
 from pipeline.planner.rerun import reproduce_params, rerun_tasks
 from pipeline.recipe import load_recipe
@@ -795,3 +796,70 @@ def test_rerun_tasks_never_record_none_or_nan_as_a_prompt(tmp_path: Path):
     assert task.params == {"resemblance": 80} and task.cost_usd is None
     assert task.images["image"][0].value == str(tmp_path / "p1.png")
     assert reproduce == {task.id: [{"seed": 5, "api_prompt": None}]}
+
+
+# -- content keys and order ------------------------------------------------------------------------
+
+
+def test_content_key_follows_the_documented_formula(tmp_path: Path):
+    """sha256(canonical(what the step shares) + canonical(what the request adds)), computed here."""
+    p = plan_file(write(tmp_path, """\
+        rows: [{product: "mug \\"x\\" é"}]
+        matrix: {colour: [red]}
+        steps:
+          - {id: g, op: generate, prompt: "{{ product }} {{ colour }}", aspect_ratio: "16x9"}
+          - {id: u, op: upscale, input: g, resemblance: 80}
+        """))
+    gen, up = p.tasks
+
+    def canonical(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    def key(task: Task, fixed: dict[str, Any], own: dict[str, Any], images: dict[str, Any]) -> str:
+        same = {"op": task.op, "endpoint": task.endpoint, "provider": p.provider, "model": task.model,
+                "fixed": fixed}
+        adds = [own, {}, task.seed, 1, images, [], "1", {"colour": "red"}, None]
+        return hashlib.sha256((canonical(same) + canonical(adds)).encode()).hexdigest()
+
+    assert gen.id == key(gen, {"aspect_ratio": "16x9"}, {"prompt": 'mug "x" é red'}, {})
+    assert up.id == key(up, {"resemblance": 80}, {}, {"image": [f"step:{gen.image_ids[0]}:"]})
+    assert dict(up.images) == {"image": (ImageRef("step", gen.image_ids[0]),)}
+
+
+def test_steps_run_in_recipe_order_once_their_inputs_are_planned(tmp_path: Path):
+    p = plan_file(write(tmp_path, """\
+        rows: [{n: 1}]
+        steps:
+          - {id: story, op: remix, input: scene, prompt: x}
+          - {id: look, op: generate, prompt: x}
+          - {id: scene, op: remix, input: look, prompt: "{{ steps.look.prompt }}"}
+          - {id: badge, op: generate, prompt: y}
+        """))
+    assert [t.step_id for t in p.tasks] == ["look", "scene", "story", "badge"]
+    assert p.tasks[1].deferred == {"prompt": "{{ steps.look.prompt }}"}
+
+
+def test_a_random_seed_parent_makes_input_seed_a_run_time_field(tmp_path: Path):
+    p = plan_file(write(tmp_path, """\
+        seed: random
+        steps:
+          - {id: g, op: generate, prompt: x}
+          - {id: r, op: remix, input: g, prompt: "seed {{ input.seed }}"}
+        """))
+    assert p.tasks[1].deferred == {"prompt": "seed {{ input.seed }}"}
+    assert "prompt" not in p.tasks[1].params
+
+
+def test_a_chained_tasks_input_image_reads_as_a_plain_mapping(tmp_path: Path):
+    p = plan_file(write(tmp_path, """\
+        steps:
+          - {id: g, op: generate, prompt: x}
+          - {id: u, op: upscale, input: g}
+        """))
+    images = p.tasks[1].images
+    expected = {"image": (ImageRef("step", p.tasks[0].image_ids[0]),)}
+    assert images == expected and dict(images) == expected and list(images.items()) == list(expected.items())
+    assert images.get("mask") is None and "image" in images and len(images) == 1
+    with pytest.raises(KeyError, match="mask"):
+        images["mask"]
+    assert p.to_json()["tasks"][1]["images"] == {"image": [f"step:{p.tasks[0].image_ids[0]}"]}

@@ -25,7 +25,7 @@ from ..ops import Op
 from ..recipe import Recipe
 from .images import Images
 from .keys import COMPACT, canonical, image_id
-from .model import Plan, Task
+from .model import Plan, StepImage, Task
 from .order import check_syntax, order_steps
 from .outputs import Outputs
 from .parameters import Checker, StepShape, cross_checks, step_shape
@@ -192,7 +192,10 @@ class _Planner:
             return []
         params, deferred, images = gathered
         if parent is not None:
-            images = {**images, "image": (ImageRef("step", parent.image_id),)}
+            if images:
+                images = {**images, "image": (ImageRef("step", parent.image_id),)}
+            else:
+                images = StepImage(parent.image_id)  # type: ignore[assignment]
         if "mask" in images and not self.images.mask_fits(images, step, i, row):
             return []
         if not self._cross_ok(at, params, deferred, seed_known):

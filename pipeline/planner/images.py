@@ -21,19 +21,26 @@ class Images:
         self.s = s
         self.allow_private = bool(s.data.get("allow_private_urls"))
         self._infos: dict[FileKey, ImageInfo | BadImage] = {}
+        self._by_path: dict[str, ImageInfo | BadImage] = {}  # this plan's answer for each path
 
     def info(self, path: str) -> ImageInfo:
-        """What the file at `path` holds now; raises BadImage."""
+        """What the file at `path` holds; raises BadImage. Read once per plan, and again in the next."""
+        found = self._by_path.get(path)
+        if found is None:
+            found = self._by_path[path] = self._stat_info(path)
+        if isinstance(found, BadImage):
+            raise BadImage(str(found))  # a fresh exception each time: no traceback piles up
+        return found
+
+    def _stat_info(self, path: str) -> ImageInfo | BadImage:
         try:
             st = os.stat(path)
-        except OSError as exc:
-            raise BadImage(f"file not found: {path}") from exc
+        except OSError:
+            return BadImage(f"file not found: {path}")
         key = (path, st.st_size, st.st_mtime_ns, st.st_ino)
         found = self._infos.get(key)
         if found is None:
             found = self._infos[key] = _inspect(path, st)
-        if isinstance(found, BadImage):
-            raise found
         return found
 
     def refs(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,34 @@ from ..errors import Problem
 from ..inputs import ImageRef
 from ..pricing import PriceTable
 from ..recipe import Recipe
+
+
+class StepImage(Mapping[str, tuple[ImageRef, ...]]):
+    """`{"image": (ImageRef("step", image_id),)}`: the parent image a chained task takes.
+
+    Most tasks of a big chained batch hold only this, so it keeps just the image id and
+    builds the reference when read: a fraction of a dict's size, and one object for the
+    garbage collector instead of three. Use it as any mapping (`dict(task.images)` for JSON).
+    """
+
+    __slots__ = ("_image_id",)
+
+    def __init__(self, image_id: str) -> None:
+        self._image_id = image_id
+
+    def __getitem__(self, key: str) -> tuple[ImageRef, ...]:
+        if key == "image":
+            return (ImageRef("step", self._image_id),)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("image",))
+
+    def __len__(self) -> int:
+        return 1
+
+    def __repr__(self) -> str:
+        return f"StepImage({self._image_id!r})"
 
 
 @dataclass(slots=True)

@@ -74,7 +74,9 @@ def _report_cycle(s: Session, cycle: list[str]) -> None:
 
 def check_syntax(s: Session) -> None:
     """Report every template in the steps and output.file that does not parse."""
-    values = [(("steps", i, name), raw) for i, step in enumerate(s.steps) for name, raw in step.items()]
+    values: list[tuple[tuple[Any, ...], Any]] = [
+        (("steps", i, name), raw) for i, step in enumerate(s.steps) for name, raw in step.items()
+    ]
     values.append((("output", "file"), s.file_template))
     for path, raw in values:
         for text in strings(raw):

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .tasks import RowScope
 
 _WHERE = ("output", "file")
-_PER_IMAGE = {"step": 0, "index": 1, "seed": 2, "image_id": 3, "ext": 4}
+_PER_IMAGE = {"step": "{0}", "index": "{1}", "seed": "{2}", "image_id": "{3}", "ext": "{4}"}
 
 
 class Outputs:
@@ -37,17 +37,17 @@ class Outputs:
             templating.plain_parts(s.file_template) if templating.is_template(s.file_template) else None
         )
 
-    def row_pieces(self, ctx: Mapping[str, Any]) -> list[str | int] | None:
-        """output.file rendered for one row, up to the names that change per image; None if not simple.
+    def row_pieces(self, ctx: Mapping[str, Any]) -> str | None:
+        """output.file rendered for one row as a format string of the per-image names; None if not simple.
 
         A template made only of `{{ name }}` substitutions whose row values are texts or
-        numbers is rendered here once per row; `path` then fills in step, index, seed,
-        image_id and ext. Anything else is rendered in full for each image.
+        numbers is rendered here once per row, leaving `{0}`..`{4}` for step, index, seed,
+        image_id and ext, which `path` fills in. Anything else is rendered in full per image.
         """
         if self._plain is None:
             return None
         texts, names = self._plain
-        pieces: list[str | int] = [texts[0]]
+        pieces = [_literal(texts[0])]
         for name, text in zip(names, texts[1:]):
             hole = _PER_IMAGE.get(name)
             if hole is None:
@@ -56,21 +56,19 @@ class Outputs:
                     value = str(value)
                 elif type(value) is not str:
                     return None  # missing, None or another type: the full render reports it
-                pieces.append(value)
+                pieces.append(_literal(value))
             else:
                 pieces.append(hole)
-            pieces.append(text)
-        if sum(len(p) for p in pieces if type(p) is str) > MAX_OUTPUT // 2:
-            return None
-        return pieces
+            pieces.append(_literal(text))
+        fmt = "".join(pieces)
+        return fmt if len(fmt) < MAX_OUTPUT // 2 else None
 
     def path(self, scope: RowScope, sid: str, index: int, seed: int | None, image_id: str) -> str | None:
         """The relative path of one image, or None after reporting why it cannot be used."""
         s, row = self.s, scope.row
         shown_seed = str(seed) if seed is not None else image_id
         if scope.file_pieces is not None:
-            values = (sid, str(index), shown_seed, image_id, "png")
-            text = "".join([p if type(p) is str else values[p] for p in scope.file_pieces])  # type: ignore[index]
+            text = scope.file_pieces.format(sid, index, shown_seed, image_id, "png")
         else:
             file_ctx = {**scope.ctx, "step": sid, "index": index, "image_id": image_id, "ext": "png"}
             file_ctx["seed"] = seed if seed is not None else image_id
@@ -177,6 +175,11 @@ class Outputs:
                     )
                     break
                 parent = parent.rpartition("/")[0]
+
+
+def _literal(text: str) -> str:
+    """Text as it reads inside a format string."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _exact(path: str) -> str:

@@ -51,11 +51,11 @@ def gather(
             if s.render(v.raw, placeholders(ctx), v.path, row) is None:
                 ok = False
         else:
-            if v.free_text:  # the usual prompt: rendered directly, any text is valid
+            if v.free_text and v.plain is not None:  # the usual prompt: any text is valid
                 try:
-                    params[v.name] = render_plain(*v.plain, ctx)  # type: ignore[misc]
+                    params[v.name] = render_plain(v.plain[0], v.plain[1], ctx)
                     continue
-                except Exception:
+                except Exception:  # rendered again below, which reports the problem
                     pass
             checked = value(s, checker, v.name, v.raw, ctx, v.path, row, shape.endpoint)
             if checked is INVALID:

@@ -30,7 +30,7 @@ class RowScope:
     key_json: str
     matrix: dict[str, Any]
     ctx: dict[str, Any]
-    file_pieces: list[str | int] | None  # output.file rendered up to the per-image names
+    file_pieces: str | None  # output.file rendered up to the per-image names (a format string)
     matrix_json: str = "{}"
     matrix_items_json: str = "[]"
     tags: dict[str, tuple[rowsource.Row, str]] | None = None
@@ -116,7 +116,7 @@ def make_task(
     at: StepScope,
     params: dict[str, Any],
     deferred: dict[str, str],
-    images: dict[str, tuple[ImageRef, ...]],
+    images: Mapping[str, tuple[ImageRef, ...]],
     seed: int | None,
     seed_source: str,
     count: int,

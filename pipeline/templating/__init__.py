@@ -109,6 +109,7 @@ def plain_parts(source: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
 
 
 def render_plain(texts: tuple[str, ...], names: tuple[str, ...], context: Mapping[str, Any]) -> str:
+    """Render the parts `plain_parts` split, as Jinja would (None is refused, see MissingValue)."""
     out = [texts[0]]
     size = len(texts[0])
     for name, text in zip(names, texts[1:]):
