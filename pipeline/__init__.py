@@ -12,10 +12,34 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _WHERE = {  # public name -> the module that defines it
-    **dict.fromkeys(("done_tasks", "list_runs", "lock_entries", "plan_file", "regenerate_report",
-                     "rerun", "run_file", "run_plan", "write_lock"), "api"),
-    **dict.fromkeys(("ApiError", "AuthError", "BudgetExceeded", "IdeopipeError", "InputError",
-                     "OutcomeUnknown", "PaymentError", "RecipeError", "SafetyRejected"), "errors"),
+    **dict.fromkeys(
+        (
+            "done_tasks",
+            "list_runs",
+            "lock_entries",
+            "plan_file",
+            "regenerate_report",
+            "rerun",
+            "run_file",
+            "run_plan",
+            "write_lock",
+        ),
+        "api",
+    ),
+    **dict.fromkeys(
+        (
+            "ApiError",
+            "AuthError",
+            "BudgetExceeded",
+            "IdeopipeError",
+            "InputError",
+            "OutcomeUnknown",
+            "PaymentError",
+            "RecipeError",
+            "SafetyRejected",
+        ),
+        "errors",
+    ),
     "read_manifest": "manifest",
     **dict.fromkeys(("Plan", "Task", "plan"), "planner"),
     **dict.fromkeys(("Provider", "register"), "providers"),

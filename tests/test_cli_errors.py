@@ -346,3 +346,15 @@ def test_help_imports_no_heavy_module(world: Path):
     assert "pipeline.cli" in imported
     heavy = {"pandas", "numpy", "jinja2", "jsonschema", "requests", "PIL", "tqdm", "yaml"}
     assert not heavy & imported, heavy & imported
+
+
+def test_emulator_on_a_busy_port_says_so(world: Path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = ideopipe("emulator", "--port", str(port), cwd=world)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == f"ideopipe: cannot listen on 127.0.0.1:{port}: Address already in use\n"

@@ -13,8 +13,11 @@ def test_all_names_exist_and_are_documented():
 
 
 def test_public_names_are_listed():
-    public = {n for n, v in vars(pipeline).items()
-              if not n.startswith("_") and (inspect.isfunction(v) or inspect.isclass(v))}
+    public = {
+        n
+        for n, v in vars(pipeline).items()
+        if not n.startswith("_") and (inspect.isfunction(v) or inspect.isclass(v))
+    }
     assert public <= set(pipeline.__all__), public - set(pipeline.__all__)
 
 
@@ -24,7 +27,9 @@ def test_every_listed_name_has_a_home_and_loads_lazily():
     import sys
 
     assert set(pipeline.__all__) == set(pipeline._WHERE) | {"__version__"}
-    code = ("import sys, pipeline; heavy = [m for m in ('pandas', 'jinja2', 'jsonschema', "
-            "'requests', 'PIL', 'tqdm') if m in sys.modules]; print(','.join(heavy))")
+    code = (
+        "import sys, pipeline; heavy = [m for m in ('pandas', 'jinja2', 'jsonschema', "
+        "'requests', 'PIL', 'tqdm') if m in sys.modules]; print(','.join(heavy))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
