@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from ..errors import Problem
+from ..files import TEMP_SUFFIX_LEN
 
 _PLAIN_PATH = re.compile(r"^(?!\.ideopipe(?:/|$))(?:[\w\-][\w\-. ]{0,200}/)*[\w\-][\w\-. ]{0,200}$")
 _RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
@@ -15,7 +16,7 @@ MAX_NAME_BYTES = 255  # one path component, on every common file system
 MAX_PATH_BYTES = 4095  # a whole absolute path (PATH_MAX 4096 counts the final NUL)
 # While an image is written it is named `.<name>.<8 random characters>.part` beside its
 # final name (pipeline/files.py, tempfile.mkstemp), so a name needs this much room to spare.
-TEMP_EXTRA_BYTES = len(".") + len(".") + 8 + len(".part")
+TEMP_EXTRA_BYTES = TEMP_SUFFIX_LEN  # the guarded writer's temporary name: ".<name>.<8 hex>.part"
 
 
 def is_plain(text: str) -> bool:

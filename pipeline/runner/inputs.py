@@ -10,7 +10,7 @@ from .. import images, templating, wire
 from ..errors import ImageInputError, InputError
 from ..fetch import FetchError
 from ..inputs import MAX_INPUT_BYTES, VerifiedImage, check_mask, inspect_bytes, read_image_file
-from ..planner import Task
+from ..planner import Task, runtime
 from ..status import Status
 from .context import RunContext
 
@@ -19,18 +19,14 @@ _INTS = ("num_images", "image_weight", "resemblance", "detail")
 
 
 def render_deferred(ctx: RunContext, task: Task) -> dict[str, Any]:
-    """The task's parameters with its run-time templates rendered."""
+    """The task's parameters with its run-time templates rendered (rules: planner/runtime.py)."""
     params = dict(task.params)
     if not task.deferred:
         return params
     context = dict(task.context)
     parent = ctx.image_ok.get(task.parent_image_id or "")
     if parent is not None:
-        context["input"] = {
-            **context.get("input", {}),
-            "api_prompt": parent.get("api_prompt") or "",
-            "seed": parent.get("seed"),
-        }
+        context["input"] = runtime.parent_input(context.get("input", {}), parent)
     context["steps"] = step_results(ctx, task)
     for name, source in task.deferred.items():
         try:
@@ -43,7 +39,7 @@ def render_deferred(ctx: RunContext, task: Task) -> dict[str, Any]:
 
 def step_results(ctx: RunContext, task: Task) -> dict[str, Any]:
     """What earlier steps of the row produced, as templates see it (`steps.<id>.text`, ...)."""
-    out: dict[str, Any] = {}
+    by_step: dict[str, list[dict[str, Any]]] = {}
     states = None
     for dep in task.depends_on:
         other = ctx.tasks.get(dep)
@@ -51,20 +47,9 @@ def step_results(ctx: RunContext, task: Task) -> dict[str, Any]:
             continue
         states = states or ctx.journal.states(list(task.depends_on))
         st = states.get(dep)
-        imgs = [i for i in (st.images if st else ()) if i["status"] == Status.OK]
-        entry = out.setdefault(other.step_id, {"texts": [], "prompts": [], "seeds": [], "files": []})
-        for img in imgs:
-            if img.get("description"):
-                entry["texts"].append(img["description"])
-            entry["prompts"].append(img.get("api_prompt"))
-            entry["seeds"].append(img.get("seed"))
-            entry["files"].append(img.get("file"))
-    for entry in out.values():
-        entry["text"] = entry["texts"][0] if entry["texts"] else ""
-        entry["api_prompt"] = entry["prompts"][0] if entry["prompts"] else ""
-        entry["seed"] = entry["seeds"][0] if entry["seeds"] else None
-        entry["file"] = entry["files"][0] if entry["files"] else None
-    return out
+        good = [i for i in (st.images if st else ()) if i["status"] == Status.OK]
+        by_step.setdefault(other.step_id, []).extend(good)
+    return {step: runtime.step_results(images) for step, images in by_step.items()}
 
 
 def input_images(ctx: RunContext, task: Task) -> dict[str, list[wire.InputImage]]:

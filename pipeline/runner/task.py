@@ -22,6 +22,7 @@ from ..errors import (
 from ..inputs import BadImage
 from ..journal import Answer
 from ..planner import Task
+from ..planner.rerun import reproduce_params
 from ..status import Status
 from .context import RunContext
 from .downloads import Downloader
@@ -118,11 +119,7 @@ class TaskWorker:
         attempt_id = 0
         try:
             for rec in recorded:
-                p = dict(params)
-                if rec.get("api_prompt") and "prompt" in endpoint.accepts:
-                    p["prompt"] = rec["api_prompt"]
-                if "magic_prompt" in endpoint.accepts:
-                    p["magic_prompt"] = "OFF"
+                p = reproduce_params(endpoint, params, rec)
 
                 def build(p: dict[str, Any] = p, seed: int | None = rec.get("seed")) -> wire.WireRequest:
                     return wire.build(ctx.provider, endpoint, task.model, p, seed, 1, images)
