@@ -15,6 +15,7 @@ from PIL import ImageColor
 
 from ..errors import Problem, RecipeError
 from . import imaging, names, presets, selection, target
+from .defaults import DEFAULT_TEMPLATE
 from .errors import ExportError
 from .jobs import Delivered, Job, plan_jobs
 from .render import Outcome, render_source
@@ -75,7 +76,7 @@ def export(
     fit: str = "cover",
     fmt: str = "png",
     quality: int = 90,
-    name: str = names.DEFAULT_TEMPLATE,
+    name: str = DEFAULT_TEMPLATE,
     zip: bool = False,
     presets_file: str | Path | None = None,
     background: str = "#ffffff",

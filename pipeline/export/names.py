@@ -13,7 +13,6 @@ import jinja2
 from .. import templating
 from ..errors import Problem
 
-DEFAULT_TEMPLATE = "{{ row_key }}-{{ step_id }}-{{ image_id[:8] }}-{{ width }}x{{ height }}.{{ ext }}"
 #: names the export itself writes in the target folder
 RESERVED_FILES = ("delivery.csv", "delivery.zip", ".ideopipe-export.json")
 _WINDOWS = re.compile(r"^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$", re.IGNORECASE)
