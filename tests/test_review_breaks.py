@@ -345,3 +345,76 @@ def test_stale_part_cleanup_does_not_follow_links_out(bad, write_recipe, tmp_pat
     (tmp_path / "out" / "link").symlink_to(outside, target_is_directory=True)
     api.run_file(write_recipe(ONE), options(bad.base_url))
     assert (outside / ".precious.part").read_bytes() == b"mine"
+
+
+# == 1c. signals ============================================================================
+
+TWO = ONE.replace("  - {sku: A1, product: kettle}", "  - {sku: A1, product: kettle}\n"
+                  "  - {sku: B2, product: teapot}")
+
+
+def _stderr_reader(proc):
+    import threading
+
+    lines: list[str] = []
+    seen = threading.Condition()
+
+    def pump() -> None:
+        for line in proc.stderr:
+            with seen:
+                lines.append(line)
+                seen.notify_all()
+
+    threading.Thread(target=pump, daemon=True).start()
+
+    def wait_for(text: str, timeout: float = 20) -> bool:
+        with seen:
+            return seen.wait_for(lambda: any(text in x for x in lines), timeout)
+
+    return lines, wait_for
+
+
+@pytest.mark.parametrize("sig,code", [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)])
+def test_a_stop_signal_lets_the_paid_request_finish_and_journal(bad, tmp_path, sig, code):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        arrived.set()
+        release.wait(20)
+
+    bad.script(GEN, Reply(200, answer(bad.url(IMG)), hook=hold), Reply(200, answer(bad.url(IMG))))
+    bad.script(IMG, Reply(200, png()))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(TWO)
+    cmd = [sys.executable, "-m", "pipeline", "run", str(recipe), "--yes", "--concurrency", "1",
+           "--base-url", bad.base_url]
+    proc = subprocess.Popen(cmd, env={**os.environ, "IDEOGRAM_API_KEY": KEY},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines, wait_for = _stderr_reader(proc)
+    try:
+        assert arrived.wait(30), "the request never arrived"
+        proc.send_signal(getattr(signal, sig))
+        assert wait_for("stopping"), "".join(lines)
+        release.set()
+        assert proc.wait(30) == code, "".join(lines)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    out = tmp_path / "out"
+    assert posts(bad) == 1
+    assert rows(out, "SELECT count(*) FROM responses")[0][0] == 1  # the paid answer is kept
+    assert rows(out, "SELECT status FROM runs")[0][0] != "running"
+    assert "Traceback" not in "".join(lines)
+    again = subprocess.run(cmd, env={**os.environ, "IDEOGRAM_API_KEY": KEY},
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert posts(bad) == 2  # only the task never sent
