@@ -546,3 +546,67 @@ def test_a_malformed_lock_entry_is_refused_with_exit_2(emulator, write_recipe, t
     done = cli("run", str(path), "--yes", "--quiet", "--base-url", emulator.base_url,
                env={"IDEOGRAM_API_KEY": KEY})
     assert done.returncode == 2 and "internal error" not in done.stderr, done.stderr
+
+
+# == 4c. writes never follow planted links ==================================================
+
+
+@pytest.mark.xfail(strict=True, reason="BREAK: a planted <out>/.ideopipe symlink sends the "
+                   "journal and the run lock outside output.dir")
+def test_a_planted_state_folder_link_redirects_no_write(emulator, write_recipe, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".ideopipe").symlink_to(outside, target_is_directory=True)
+    try:
+        api.run_file(write_recipe(ONE), options(emulator.base_url))
+    except Exception as exc:  # refusing the folder keeps the promise
+        assert getattr(exc, "exit_code", None) == 2
+    assert sorted(p.name for p in outside.iterdir()) == []
+
+
+@pytest.mark.xfail(strict=True, reason="BREAK: `ideopipe lock` writes through a planted link "
+                   "at its fixed temporary name RECIPE.lock.json.part (overwrites any file)")
+def test_lock_does_not_write_through_a_planted_temp_link(finished_run, tmp_path):
+    import shutil
+
+    from review_kit import cli
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(EMU_ONE)
+    shutil.copytree(finished_run, tmp_path / "out")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    Path(str(recipe) + ".lock.json.part").symlink_to(victim)
+    done = cli("lock", str(recipe))
+    assert "Traceback" not in done.stderr
+    assert victim.read_text() == "precious"
+
+
+def test_a_link_planted_at_the_manifest_name_is_replaced_not_followed(bad, write_recipe, tmp_path):
+    serve_one(bad)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "manifest.csv").symlink_to(victim)
+    (tmp_path / "out" / "report.html").symlink_to(victim)
+    api.run_file(write_recipe(ONE), options(bad.base_url))
+    assert victim.read_text() == "precious"
+
+
+@pytest.mark.xfail(strict=True, reason="BREAK: input files are opened with O_NOFOLLOW on the "
+                   "last component only; a symlinked folder in the path is followed")
+def test_an_input_behind_a_symlinked_folder_is_not_read(emulator, write_recipe, tmp_path):
+    from review_kit import cli
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "a.png").write_bytes(png())
+    (tmp_path / "pics").symlink_to(elsewhere, target_is_directory=True)
+    recipe = write_recipe(ONE.replace(
+        "  - id: hero\n    op: generate\n    prompt: \"A {{ product }}\"",
+        "  - id: hero\n    op: remix\n    image: pics/a.png\n    prompt: \"A {{ product }}\""))
+    done = cli("run", str(recipe), "--yes", "--quiet", "--base-url", emulator.base_url,
+               env={"IDEOGRAM_API_KEY": KEY})
+    assert emulator.ledger()["requests"] == 0, "the linked file was read and sent"
+    assert done.returncode == 2, done.stderr
