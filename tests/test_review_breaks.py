@@ -610,3 +610,32 @@ def test_an_input_behind_a_symlinked_folder_is_not_read(emulator, write_recipe, 
                env={"IDEOGRAM_API_KEY": KEY})
     assert emulator.ledger()["requests"] == 0, "the linked file was read and sent"
     assert done.returncode == 2, done.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="BREAK: a lone UTF-16 surrogate (\\ud800) in a 200 "
+                   "answer cannot be stored in SQLite; the answer is lost and --retry-failed "
+                   "pays again")
+@pytest.mark.parametrize("where", ["prompt", "url"])
+def test_a_lone_surrogate_in_a_200_answer_is_journaled_and_never_resent(bad, write_recipe, where):
+    text = json.dumps(answer(bad.url(IMG), prompt="p"))
+    text = (text.replace('"prompt": "p"', '"prompt": "\\ud800 odd"') if where == "prompt"
+            else text.replace('/img.png"', '/img\\ud800.png"'))
+    bad.script(GEN, Reply(200, text))
+    bad.script(IMG, Reply(200, png()))
+    path = write_recipe(ONE)
+    first = api.run_file(path, options(bad.base_url))
+    assert rows(first.out_dir, "SELECT count(*) FROM responses")[0][0] == 1
+    api.run_file(path, options(bad.base_url, retry_failed=True))
+    assert posts(bad) == 1
+
+
+def test_a_nul_character_in_a_200_answer_is_kept(bad, write_recipe):
+    text = json.dumps(answer(bad.url(IMG), prompt="p")).replace('"prompt": "p"',
+                                                                  '"prompt": "a\\u0000b"')
+    bad.script(GEN, Reply(200, text))
+    bad.script(IMG, Reply(200, png()))
+    path = write_recipe(ONE)
+    first = api.run_file(path, options(bad.base_url))
+    assert rows(first.out_dir, "SELECT count(*) FROM responses")[0][0] == 1
+    api.run_file(path, options(bad.base_url, retry_failed=True))
+    assert posts(bad) == 1
