@@ -639,3 +639,15 @@ def test_a_nul_character_in_a_200_answer_is_kept(bad, write_recipe):
     assert rows(first.out_dir, "SELECT count(*) FROM responses")[0][0] == 1
     api.run_file(path, options(bad.base_url, retry_failed=True))
     assert posts(bad) == 1
+
+
+@pytest.mark.xfail(strict=True, reason="BREAK: a lone surrogate in a 500's error text makes the "
+                   "in_doubt record fail; the task is marked failed and --retry-failed resends "
+                   "a request that may have been billed")
+def test_a_500_with_a_lone_surrogate_stays_in_doubt(bad, write_recipe):
+    bad.script(GEN, Reply(500, '{"error": "boom \\ud800"}'))
+    path = write_recipe(ONE)
+    first = api.run_file(path, options(bad.base_url))
+    assert read_manifest(first.manifest)["status"].tolist() == ["in_doubt"]
+    api.run_file(path, options(bad.base_url, retry_failed=True))
+    assert posts(bad) == 1
