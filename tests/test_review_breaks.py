@@ -706,3 +706,96 @@ def test_doctor_repair_rebuilds_from_a_tampered_manifest_without_a_traceback(fin
     done = cli("doctor", str(out), "--repair")
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
     assert done.returncode in (0, 1, 2)
+
+
+# == more attempts that held ================================================================
+
+
+def test_a_gzip_bomb_result_is_refused_after_decoding_and_not_resent(bad, write_recipe):
+    serve_one(bad)
+    bad.script(IMG, Reply(200, b"\x00" * (70 << 20), {"Content-Type": "image/png"},
+                          encoding="gzip"))
+    path = write_recipe(ONE)
+    first = api.run_file(path, options(bad.base_url))
+    frame = read_manifest(first.manifest)
+    assert frame["status"].iloc[0] != "ok" and "bytes" in frame["error"].iloc[0]
+    api.run_file(path, options(bad.base_url, retry_failed=True))
+    assert posts(bad) == 1
+
+
+def test_a_gzip_compressed_result_image_is_decoded(bad, write_recipe):
+    serve_one(bad)
+    image = png((10, 200, 10))
+    bad.script(IMG, Reply(200, image, {"Content-Type": "image/png"}, encoding="gzip"))
+    first = api.run_file(write_recipe(ONE), options(bad.base_url))
+    from pipeline.store import digest
+
+    assert read_manifest(first.manifest)["sha256"].iloc[0] == digest(image)
+
+
+def test_an_answer_shorter_than_its_length_is_in_doubt(bad, write_recipe):
+    text = json.dumps(answer(bad.url(IMG)))
+    bad.script(GEN, Reply(200, text, length=len(text) + 50))
+    path = write_recipe(ONE)
+    first = api.run_file(path, options(bad.base_url))
+    assert read_manifest(first.manifest)["status"].tolist() == ["in_doubt"]
+    api.run_file(path, options(bad.base_url, retry_failed=True))
+    assert posts(bad) == 1
+
+
+def test_the_key_in_an_error_body_never_reaches_the_terminal(bad, write_recipe):
+    from review_kit import cli
+
+    bad.script(GEN, Reply(400, {"error": f"invalid request for key {KEY}"}))
+    done = cli("run", str(write_recipe(ONE)), "--yes", "--base-url", bad.base_url,
+               env={"IDEOGRAM_API_KEY": KEY})
+    said = done.stdout + done.stderr
+    assert "invalid request" in said or "400" in said, said
+    for n in range(len(KEY) - 8):
+        assert KEY[n:n + 8] not in said
+
+
+def test_a_401_partway_stops_and_the_next_run_completes_without_resending(bad, write_recipe):
+    path = write_recipe(TWO)
+    bad.script(GEN, Reply(200, answer(bad.url(IMG))), Reply(401, {"error": "revoked"}),
+               Reply(200, answer(bad.url(IMG), seed=12)))
+    bad.script(IMG, Reply(200, png()))
+    first = api.run_file(path, options(bad.base_url, concurrency=1))
+    assert first.exit_code != 0 and posts(bad) == 2
+    assert sorted(read_manifest(first.manifest)["status"]) == ["ok", "pending"]
+    second = api.run_file(path, options(bad.base_url, concurrency=1))
+    assert posts(bad) == 3 and second.exit_code == 0
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_one_runs(bad, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from review_kit import cli
+
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        arrived.set()
+        release.wait(20)
+
+    bad.script(GEN, Reply(200, answer(bad.url(IMG)), hook=hold))
+    bad.script(IMG, Reply(200, png()))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(ONE)
+    env = {"IDEOGRAM_API_KEY": KEY}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(recipe), "--yes",
+                             "--quiet", "--base-url", bad.base_url], env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert arrived.wait(30)
+        second = cli("run", str(recipe), "--yes", "--quiet", "--base-url", bad.base_url, env=env)
+        gc = cli("gc", str(tmp_path / "out"), "--yes")
+    finally:
+        release.set()
+        first_code = proc.wait(30)
+    assert second.returncode != 0 and "Traceback" not in second.stderr, second.stderr
+    assert "Traceback" not in gc.stderr and (gc.returncode != 0 or "0 unreferenced" in gc.stdout)
+    assert first_code == 0 and posts(bad) == 1
