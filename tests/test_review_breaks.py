@@ -799,3 +799,36 @@ def test_a_second_run_on_the_same_folder_is_refused_while_one_runs(bad, tmp_path
     assert second.returncode != 0 and "Traceback" not in second.stderr, second.stderr
     assert "Traceback" not in gc.stderr and (gc.returncode != 0 or "0 unreferenced" in gc.stdout)
     assert first_code == 0 and posts(bad) == 1
+
+
+# == rerun --where: pandas' `@name` reaches the caller's globals ============================
+
+
+@pytest.mark.xfail(strict=True, reason="BREAK: rerun --where runs DataFrame.query, whose @name "
+                   "reaches pipeline.api's globals: `@os.system(...)` runs a shell command")
+def test_rerun_where_cannot_run_commands(finished_run, tmp_path):
+    import shutil
+
+    from review_kit import cli
+
+    shutil.copytree(finished_run, tmp_path / "out")
+    mark = tmp_path / "pwned"
+    done = cli("rerun", str(tmp_path / "out" / "manifest.csv"), "--where",
+               f"@os.system('touch {mark}')", "--out", str(tmp_path / "again"), "--yes")
+    assert not mark.exists(), "the --where expression ran a shell command"
+    assert done.returncode == 2 and "internal error" not in done.stderr, done.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="BREAK: rerun --where \"@os.environ['IDEOGRAM_API_KEY']\" "
+                   "prints the key in its error message")
+def test_rerun_where_cannot_print_the_key(finished_run, tmp_path):
+    import shutil
+
+    from review_kit import cli
+
+    shutil.copytree(finished_run, tmp_path / "out")
+    done = cli("rerun", str(tmp_path / "out" / "manifest.csv"), "--where",
+               "@os.environ['IDEOGRAM_API_KEY']", "--out", str(tmp_path / "again"), "--yes",
+               env={"IDEOGRAM_API_KEY": KEY})
+    assert done.returncode == 2
+    assert KEY[:10] not in done.stderr + done.stdout and KEY[-10:] not in done.stderr, done.stderr
