@@ -832,3 +832,14 @@ def test_rerun_where_cannot_print_the_key(finished_run, tmp_path):
                env={"IDEOGRAM_API_KEY": KEY})
     assert done.returncode == 2
     assert KEY[:10] not in done.stderr + done.stdout and KEY[-10:] not in done.stderr, done.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="BREAK: every run deletes any file named .*.part anywhere "
+                   "under output.dir, not only its own temporary files (.<name>.<8 hex>.part)")
+def test_a_run_leaves_files_that_are_not_its_own_temporaries(bad, write_recipe, tmp_path):
+    serve_one(bad)
+    mine = tmp_path / "out" / "notes" / ".draft.part"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("a user's file, not ideopipe's")
+    api.run_file(write_recipe(ONE), options(bad.base_url))
+    assert mine.exists()
