@@ -843,3 +843,36 @@ def test_a_run_leaves_files_that_are_not_its_own_temporaries(bad, write_recipe, 
     mine.write_text("a user's file, not ideopipe's")
     api.run_file(write_recipe(ONE), options(bad.base_url))
     assert mine.exists()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=640k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_keeps_the_answer_and_the_next_run_does_not_resend(bad, tiny_disk, tmp_path):
+    import os
+    import subprocess
+
+    big = png()
+    padded = big + b"\x00" * (1500 << 10)  # a valid PNG with trailing bytes: too big for the disk
+    serve_one(bad, image=padded)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(ONE.replace("dir: out", f"dir: {tiny_disk / 'out'}"))
+    first = api.run_file(recipe, options(bad.base_url))
+    assert first.exit_code != 0
+    assert rows(tiny_disk / "out", "SELECT count(*) FROM responses")[0][0] == 1
+    subprocess.run(["mount", "-o", "remount,size=8m", str(tiny_disk)], check=True)
+    again = api.run_file(recipe, options(bad.base_url, retry_failed=True))
+    assert posts(bad) == 1
+    assert again.exit_code == 0, again.failures
+    assert os.path.getsize(tiny_disk / "out" / read_manifest(again.manifest)["file"].iloc[0]) \
+        == len(padded)
