@@ -876,3 +876,82 @@ def test_a_full_disk_keeps_the_answer_and_the_next_run_does_not_resend(bad, tiny
     assert again.exit_code == 0, again.failures
     assert os.path.getsize(tiny_disk / "out" / read_manifest(again.manifest)["file"].iloc[0]) \
         == len(padded)
+
+
+@pytest.mark.parametrize("argv", [("runs", "{out}"), ("report", "{out}"), ("gc", "{out}", "--yes"),
+                                  ("rerun", "{out}/manifest.csv", "--yes")])
+def test_a_damaged_journal_is_one_sentence_and_exit_2(finished_run, tmp_path, argv):
+    import shutil
+
+    from review_kit import cli
+
+    out = tmp_path / "out"
+    shutil.copytree(finished_run, out)
+    (out / ".ideopipe" / "state.db").write_bytes(b"garbage" * 500)
+    for extra in ("-wal", "-shm"):
+        (out / ".ideopipe" / f"state.db{extra}").unlink(missing_ok=True)
+    done = cli(*(a.format(out=out) for a in argv))
+    assert done.returncode == 2 and "damaged" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "data:image/png;base64,AAAA",
+                                 "gopher://127.0.0.1:70/", "http://user:pw@example.com/x.png"])
+def test_result_urls_of_other_schemes_are_refused_and_never_resent(bad, write_recipe, url):
+    serve_one(bad, answer(url))
+    path = write_recipe(ONE)
+    first = api.run_file(path, options(bad.base_url))
+    assert read_manifest(first.manifest)["status"].iloc[0] != "ok"
+    api.run_file(path, options(bad.base_url, retry_failed=True))
+    assert posts(bad) == 1
+
+
+def test_a_dns_answer_with_any_private_address_is_refused():
+    from pipeline.fetch import FetchRefused, Guard, check
+
+    with pytest.raises(FetchRefused):
+        check("http://images.example.test/a.png", Guard(),
+              resolve=lambda host, port: ["93.184.216.34", "169.254.169.254"])
+    target = check("http://images.example.test/a.png", Guard(),
+                   resolve=lambda host, port: ["93.184.216.34"])
+    assert target.address == "93.184.216.34" and target.host_header == "images.example.test"
+
+
+def test_sigterm_during_the_download_keeps_the_answer_and_never_resends(bad, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        arrived.set()
+        release.wait(20)
+
+    bad.script(GEN, Reply(200, answer(bad.url(IMG))))
+    bad.script(IMG, Reply(200, png(), hook=hold), Reply(200, png()))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(ONE)
+    cmd = [sys.executable, "-m", "pipeline", "run", str(recipe), "--yes", "--base-url",
+           bad.base_url]
+    env = {**os.environ, "IDEOGRAM_API_KEY": KEY}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    lines, wait_for = _stderr_reader(proc)
+    try:
+        assert arrived.wait(30)
+        proc.send_signal(signal.SIGTERM)
+        assert wait_for("stopping"), "".join(lines)
+        release.set()
+        assert proc.wait(30) == 143, "".join(lines)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert posts(bad) == 1
