@@ -29,8 +29,14 @@ def png(color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
 
 def answer(url: str, seed: int = 11, **extra: Any) -> dict[str, Any]:
     """A v3 generate answer with one image."""
-    item = {"url": url, "seed": seed, "prompt": "p", "resolution": "1024x1024",
-            "is_image_safe": True, **extra}
+    item = {
+        "url": url,
+        "seed": seed,
+        "prompt": "p",
+        "resolution": "1024x1024",
+        "is_image_safe": True,
+        **extra,
+    }
     return {"created": "2026-11-22T00:00:00Z", "data": [item]}
 
 
@@ -53,8 +59,10 @@ output:
 
 def serve_one(bad: BadServer, body: Any = None, image: bytes | None = None) -> None:
     """Script a good generate answer and its image."""
-    bad.script(GEN, Reply(200, body if body is not None else answer(bad.url(IMG)),
-                          {"Content-Type": "application/json"}))
+    bad.script(
+        GEN,
+        Reply(200, body if body is not None else answer(bad.url(IMG)), {"Content-Type": "application/json"}),
+    )
     bad.script(IMG, Reply(200, image or png(), {"Content-Type": "image/png"}))
 
 
@@ -76,14 +84,25 @@ def rows(out: Path, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
-def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-        timeout: float = 60, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m pipeline ARGS` for real."""
     full = {**os.environ, **(env or {})}
     full.pop("IDEOPIPE_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], env=full, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout,
-                          input=stdin if stdin is not None else "")
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        env=full,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin if stdin is not None else "",
+    )
 
 
 def everything_under(folder: Path) -> bytes:

@@ -18,6 +18,18 @@ from pipeline import api
 from pipeline.manifest import read_manifest
 
 
+def _run_or_refuse(start):
+    """The run's result, or None when it was refused up front with exit 2 (which is fine)."""
+    from pipeline.errors import IdeopipeError
+
+    try:
+        return start()
+    except IdeopipeError as exc:
+        if exc.exit_code != 2:
+            raise
+        return None
+
+
 @pytest.fixture
 def bad():
     with BadServer() as server:
@@ -27,8 +39,11 @@ def bad():
 # == 1. never lose what was paid for / 2. never pay twice ===============================
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: a deeply nested 200 answer crashes the redactor "
-                   "before it is journaled, so --retry-failed pays for it again")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: a deeply nested 200 answer crashes the redactor "
+    "before it is journaled, so --retry-failed pays for it again",
+)
 def test_deeply_nested_200_answer_is_journaled_and_never_resent(bad, write_recipe):
     body = answer(bad.url(IMG))
     nested = "[" * 900 + "]" * 900
@@ -43,8 +58,14 @@ def test_deeply_nested_200_answer_is_journaled_and_never_resent(bad, write_recip
 
 
 def test_odd_types_in_a_200_answer_do_not_lose_the_image(bad, write_recipe):
-    body = answer(bad.url(IMG), seed=-(2**80), prompt={"not": "text"},
-                  resolution=12, is_image_safe="yes", style_type=None)
+    body = answer(
+        bad.url(IMG),
+        seed=-(2**80),
+        prompt={"not": "text"},
+        resolution=12,
+        is_image_safe="yes",
+        style_type=None,
+    )
     serve_one(bad, body)
     path = write_recipe(ONE)
     first = api.run_file(path, options(bad.base_url))
@@ -104,11 +125,14 @@ def test_the_key_echoed_by_the_server_is_redacted_everywhere(bad, write_recipe, 
     api.run_file(path, options(bad.base_url, force=True))
     blob = everything_under(tmp_path)
     for n in range(0, len(KEY) - 8):
-        assert KEY[n:n + 8].encode() not in blob, KEY[n:n + 8]
+        assert KEY[n : n + 8].encode() not in blob, KEY[n : n + 8]
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: the raw answer is redacted as text before JSON "
-                   "decoding, so a \\u-escaped key is stored in the journal intact")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: the raw answer is redacted as text before JSON "
+    "decoding, so a \\u-escaped key is stored in the journal intact",
+)
 def test_a_json_escaped_key_in_the_answer_is_not_stored(bad, write_recipe):
     escaped = "".join(f"\\u{ord(c):04x}" for c in KEY)
     text = json.dumps(answer(bad.url(IMG)))[:-1] + f', "note": "{escaped}"}}'
@@ -123,8 +147,14 @@ def test_a_malformed_key_is_refused_without_echo(write_recipe, tmp_path):
 
     recipe = write_recipe(ONE)
     for bad_key in (KEY[:8] + "\x01" + KEY[8:], KEY[:8] + " " + KEY[8:], KEY[:8] + "é" + KEY[8:]):
-        done = cli("run", str(recipe), "--yes", "--base-url", "https://api.example.invalid",
-                   env={"IDEOGRAM_API_KEY": bad_key})
+        done = cli(
+            "run",
+            str(recipe),
+            "--yes",
+            "--base-url",
+            "https://api.example.invalid",
+            env={"IDEOGRAM_API_KEY": bad_key},
+        )
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr
         assert KEY[8:16] not in done.stderr + done.stdout and KEY[:8] not in done.stderr
@@ -143,19 +173,30 @@ def test_run_options_and_client_reprs_hide_the_key():
 def test_plain_http_to_a_remote_host_is_refused(write_recipe, tmp_path):
     from review_kit import cli
 
-    done = cli("run", str(write_recipe(ONE)), "--yes", "--base-url", "http://203.0.113.5",
-               env={"IDEOGRAM_API_KEY": KEY})
+    done = cli(
+        "run",
+        str(write_recipe(ONE)),
+        "--yes",
+        "--base-url",
+        "http://203.0.113.5",
+        env={"IDEOGRAM_API_KEY": KEY},
+    )
     assert done.returncode == 2 and "--allow-http" in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: a refused key or base URL (exit 2) still creates "
-                   "the output folder: 'nothing written' does not hold")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: a refused key or base URL (exit 2) still creates "
+    "the output folder: 'nothing written' does not hold",
+)
 def test_a_refused_key_or_base_url_writes_nothing(write_recipe, tmp_path):
     from review_kit import cli
 
     recipe = write_recipe(ONE)
-    for env, url in (({"IDEOGRAM_API_KEY": KEY[:8] + "\x01" + KEY[8:]}, "https://api.x.invalid"),
-                     ({"IDEOGRAM_API_KEY": KEY}, "http://203.0.113.5")):
+    for env, url in (
+        ({"IDEOGRAM_API_KEY": KEY[:8] + "\x01" + KEY[8:]}, "https://api.x.invalid"),
+        ({"IDEOGRAM_API_KEY": KEY}, "http://203.0.113.5"),
+    ):
         done = cli("run", str(recipe), "--yes", "--base-url", url, env=env)
         assert done.returncode == 2, done.stderr
         assert not (tmp_path / "out").exists(), "exit 2, yet the output folder was created"
@@ -164,15 +205,18 @@ def test_a_refused_key_or_base_url_writes_nothing(write_recipe, tmp_path):
 # == 4. never touch what isn't yours ======================================================
 
 
-@pytest.mark.parametrize("url", [
-    "http://169.254.169.254/latest/meta-data/",
-    "http://2852039166/latest/meta-data/",
-    "http://[::ffff:169.254.169.254]/",
-    "http://0x7f000001/",
-    "http://10.1/",
-    "http://[2002:a9fe:a9fe::1]/",
-    "http://[fd00::1]/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://2852039166/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://0x7f000001/",
+        "http://10.1/",
+        "http://[2002:a9fe:a9fe::1]/",
+        "http://[fd00::1]/",
+    ],
+)
 def test_result_urls_on_private_addresses_are_refused(url):
     from pipeline.fetch import FetchRefused, Guard, check
 
@@ -180,18 +224,22 @@ def test_result_urls_on_private_addresses_are_refused(url):
         check(url, Guard.for_base_url("https://api.ideogram.ai"))
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: NAT64 addresses (64:ff9b::/96) embedding the "
-                   "metadata IPv4 pass the guard as public")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: NAT64 addresses (64:ff9b::/96) embedding the metadata IPv4 pass the guard as public",
+)
 def test_a_nat64_address_of_the_metadata_service_is_refused():
     from pipeline.fetch import FetchRefused, Guard, check
 
     with pytest.raises(FetchRefused):
-        check("http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
-              Guard.for_base_url("https://api.ideogram.ai"))
+        check("http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", Guard.for_base_url("https://api.ideogram.ai"))
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: IPv4-translated ::ffff:0:a.b.c.d addresses of "
-                   "link-local/loopback pass the guard as public")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: IPv4-translated ::ffff:0:a.b.c.d addresses of "
+    "link-local/loopback pass the guard as public",
+)
 def test_an_ipv4_translated_address_is_refused():
     from pipeline.fetch import FetchRefused, Guard, check
 
@@ -226,8 +274,11 @@ def test_a_trickling_api_answer_is_cut_at_total(bad, write_recipe):
     assert read_manifest(first.manifest)["status"].tolist() == ["in_doubt"]
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: timeouts.total bounds the request and each "
-                   "download separately; request + download together run past it")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: timeouts.total bounds the request and each "
+    "download separately; request + download together run past it",
+)
 def test_total_bounds_request_and_download_together(bad, write_recipe):
     text = json.dumps(answer(bad.url(IMG)))
     bad.script(GEN, Reply(200, text, trickle=2.4 / len(text)))
@@ -248,12 +299,15 @@ def test_retry_after_as_an_http_date_is_honoured(bad, write_recipe):
 
     seen: list[float] = []
     when = formatdate(time.time() + 3, usegmt=True)
-    bad.script(GEN, Reply(429, {"error": "slow down"}, {"Retry-After": when},
-                          hook=lambda: seen.append(time.monotonic())),
-               Reply(200, answer(bad.url(IMG)), hook=lambda: seen.append(time.monotonic())))
+    bad.script(
+        GEN,
+        Reply(429, {"error": "slow down"}, {"Retry-After": when}, hook=lambda: seen.append(time.monotonic())),
+        Reply(200, answer(bad.url(IMG)), hook=lambda: seen.append(time.monotonic())),
+    )
     bad.script(IMG, Reply(200, png()))
-    first = api.run_file(write_recipe(ONE.replace("output:", "timeouts: {total: 20}\noutput:")),
-                         options(bad.base_url))
+    first = api.run_file(
+        write_recipe(ONE.replace("output:", "timeouts: {total: 20}\noutput:")), options(bad.base_url)
+    )
     assert len(seen) == 2 and seen[1] - seen[0] >= 1.5
     assert read_manifest(first.manifest)["status"].tolist() == ["ok"]
 
@@ -270,20 +324,24 @@ def test_a_retry_after_beyond_total_gives_up_at_once(bad, write_recipe):
 # == 1b. the files: names, the store, the manifest beside them ============================
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: output.file may be 'report.html' or "
-                   "'manifest.csv'; the report/manifest then overwrite the paid images, "
-                   "and the run still says ok")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: output.file may be 'report.html' or "
+    "'manifest.csv'; the report/manifest then overwrite the paid images, "
+    "and the run still says ok",
+)
 def test_an_output_name_that_is_the_report_or_manifest_is_refused_or_kept(emulator, write_recipe):
     from pipeline.store import file_sha256
 
-    recipe = write_recipe(ONE.replace("provider: ideogram", "provider: emulator").replace(
-        "prompt: \"A {{ product }}\"", "prompt: \"A {{ product }}\"\n    num_images: 2").replace(
-        "dir: out", "dir: out\n  file: \"{% if index == 0 %}report.html{% else %}"
-                    "manifest.csv{% endif %}\""))
-    try:
-        result = api.run_file(recipe, options(emulator.base_url))
-    except Exception as exc:  # refusing the names up front keeps the promise
-        assert getattr(exc, "exit_code", None) == 2
+    recipe = write_recipe(
+        ONE.replace("provider: ideogram", "provider: emulator")
+        .replace('prompt: "A {{ product }}"', 'prompt: "A {{ product }}"\n    num_images: 2')
+        .replace(
+            "dir: out", 'dir: out\n  file: "{% if index == 0 %}report.html{% else %}manifest.csv{% endif %}"'
+        )
+    )
+    result = _run_or_refuse(lambda: api.run_file(recipe, options(emulator.base_url)))
+    if result is None:  # refused up front with exit 2: the promise is kept
         return
     frame = read_manifest(result.manifest)
     for row in frame.itertuples():
@@ -291,9 +349,12 @@ def test_an_output_name_that_is_the_report_or_manifest_is_refused_or_kept(emulat
             assert file_sha256(result.out_dir / row.file) == row.sha256, row.file
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: output files are hard links to the store, so "
-                   "editing an output in place (mogrify, r+b) corrupts the only stored copy; "
-                   "once the URL expires the paid original is lost")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: output files are hard links to the store, so "
+    "editing an output in place (mogrify, r+b) corrupts the only stored copy; "
+    "once the URL expires the paid original is lost",
+)
 def test_editing_an_output_in_place_keeps_the_stored_original(bad, write_recipe):
     serve_one(bad)
     path = write_recipe(ONE)
@@ -313,12 +374,15 @@ def test_a_file_versus_folder_clash_and_case_collisions_are_refused_at_plan(tmp_
     from review_kit import cli
 
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(ONE.replace(
-        "  - {sku: A1, product: kettle}",
-        "  - {sku: \"Caf\\u00e9\", product: a}\n  - {sku: \"Cafe\\u0301\", product: b}\n"
-        "  - {sku: \"x.png\", product: c}\n  - {sku: \"x.png/y\", product: d}\n"
-        "  - {sku: \"AB\", product: e}\n  - {sku: \"ab\", product: f}").replace(
-        "dir: out", "dir: out\n  file: \"{{ sku }}\""), encoding="utf-8")
+    recipe.write_text(
+        ONE.replace(
+            "  - {sku: A1, product: kettle}",
+            '  - {sku: "Caf\\u00e9", product: a}\n  - {sku: "Cafe\\u0301", product: b}\n'
+            '  - {sku: "x.png", product: c}\n  - {sku: "x.png/y", product: d}\n'
+            '  - {sku: "AB", product: e}\n  - {sku: "ab", product: f}',
+        ).replace("dir: out", 'dir: out\n  file: "{{ sku }}"'),
+        encoding="utf-8",
+    )
     done = cli("plan", str(recipe))
     assert done.returncode == 2
     assert done.stderr.count("same file on case-insensitive") == 2
@@ -331,7 +395,7 @@ def test_a_name_too_long_with_the_temporary_suffix_is_refused_at_plan(tmp_path):
 
     name = "é" * 121  # 242 bytes: fits 255 alone, not with the 15-byte temporary suffix
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(ONE.replace("dir: out", f"dir: out\n  file: \"{name}\""), encoding="utf-8")
+    recipe.write_text(ONE.replace("dir: out", f'dir: out\n  file: "{name}"'), encoding="utf-8")
     done = cli("plan", str(recipe))
     assert done.returncode == 2 and "bytes" in done.stderr, done.stderr
 
@@ -349,8 +413,9 @@ def test_stale_part_cleanup_does_not_follow_links_out(bad, write_recipe, tmp_pat
 
 # == 1c. signals ============================================================================
 
-TWO = ONE.replace("  - {sku: A1, product: kettle}", "  - {sku: A1, product: kettle}\n"
-                  "  - {sku: B2, product: teapot}")
+TWO = ONE.replace(
+    "  - {sku: A1, product: kettle}", "  - {sku: A1, product: kettle}\n  - {sku: B2, product: teapot}"
+)
 
 
 def _stderr_reader(proc):
@@ -374,7 +439,7 @@ def _stderr_reader(proc):
     return lines, wait_for
 
 
-@pytest.mark.parametrize("sig,code", [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)])
+@pytest.mark.parametrize(("sig", "code"), [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)])
 def test_a_stop_signal_lets_the_paid_request_finish_and_journal(bad, tmp_path, sig, code):
     import os
     import signal
@@ -392,10 +457,25 @@ def test_a_stop_signal_lets_the_paid_request_finish_and_journal(bad, tmp_path, s
     bad.script(IMG, Reply(200, png()))
     recipe = tmp_path / "r.yaml"
     recipe.write_text(TWO)
-    cmd = [sys.executable, "-m", "pipeline", "run", str(recipe), "--yes", "--concurrency", "1",
-           "--base-url", bad.base_url]
-    proc = subprocess.Popen(cmd, env={**os.environ, "IDEOGRAM_API_KEY": KEY},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "run",
+        str(recipe),
+        "--yes",
+        "--concurrency",
+        "1",
+        "--base-url",
+        bad.base_url,
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        env={**os.environ, "IDEOGRAM_API_KEY": KEY},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines, wait_for = _stderr_reader(proc)
     try:
         assert arrived.wait(30), "the request never arrived"
@@ -414,8 +494,9 @@ def test_a_stop_signal_lets_the_paid_request_finish_and_journal(bad, tmp_path, s
     assert rows(out, "SELECT count(*) FROM responses")[0][0] == 1  # the paid answer is kept
     assert rows(out, "SELECT status FROM runs")[0][0] != "running"
     assert "Traceback" not in "".join(lines)
-    again = subprocess.run(cmd, env={**os.environ, "IDEOGRAM_API_KEY": KEY},
-                           capture_output=True, text=True, timeout=60)
+    again = subprocess.run(
+        cmd, env={**os.environ, "IDEOGRAM_API_KEY": KEY}, capture_output=True, text=True, timeout=60
+    )
     assert again.returncode == 0, again.stderr
     assert posts(bad) == 2  # only the task never sent
 
@@ -458,8 +539,7 @@ def _tampered(finished_run, tmp_path, column, value):
 
 def _verb_argv(verb, out, tmp_path):
     if verb == "rerun":
-        return ["rerun", str(out / "manifest.csv"), "--out", str(tmp_path / "again"), "--yes",
-                "--quiet"]
+        return ["rerun", str(out / "manifest.csv"), "--out", str(tmp_path / "again"), "--yes", "--quiet"]
     return ["report", str(out)]
 
 
@@ -472,28 +552,67 @@ MANIFEST_CASES = [
     pytest.param("report", "file", "/etc/passwd", id="report-file-absolute"),
     pytest.param("rerun", "matrix", "{bad", id="rerun-matrix-malformed"),
     pytest.param("report", "status", "weird", id="report-status-unknown"),
-    pytest.param("rerun", "seed", "1e400", id="rerun-seed-infinite",
-                 marks=_xf("a seed of 1e400 in the manifest is an internal error (exit 1)")),
-    pytest.param("report", "seed", "1e400", id="report-seed-infinite",
-                 marks=_xf("a seed of 1e400 in the manifest is an internal error (exit 1)")),
-    pytest.param("rerun", "seed", "9" * 30, id="rerun-seed-huge",
-                 marks=_xf("a 30-digit seed in the manifest is an internal error (exit 1)")),
-    pytest.param("report", "seed", "9" * 30, id="report-seed-huge",
-                 marks=_xf("a 30-digit seed in the manifest is an internal error (exit 1)")),
-    pytest.param("rerun", "step_id", "nope", id="rerun-step-unknown",
-                 marks=_xf("an unknown step_id in the manifest is an internal KeyError")),
-    pytest.param("rerun", "row_key", "", id="rerun-row-key-empty",
-                 marks=_xf("an empty row_key in the manifest is an internal TypeError")),
-    pytest.param("rerun", "cost_usd", "nan", id="rerun-cost-nan",
-                 marks=_xf("cost_usd nan in the manifest is an internal TypeError")),
-    pytest.param("rerun", "seed", None, id="rerun-no-seed-column",
-                 marks=_xf("a manifest without the seed column is an internal AttributeError")),
+    pytest.param(
+        "rerun",
+        "seed",
+        "1e400",
+        id="rerun-seed-infinite",
+        marks=_xf("a seed of 1e400 in the manifest is an internal error (exit 1)"),
+    ),
+    pytest.param(
+        "report",
+        "seed",
+        "1e400",
+        id="report-seed-infinite",
+        marks=_xf("a seed of 1e400 in the manifest is an internal error (exit 1)"),
+    ),
+    pytest.param(
+        "rerun",
+        "seed",
+        "9" * 30,
+        id="rerun-seed-huge",
+        marks=_xf("a 30-digit seed in the manifest is an internal error (exit 1)"),
+    ),
+    pytest.param(
+        "report",
+        "seed",
+        "9" * 30,
+        id="report-seed-huge",
+        marks=_xf("a 30-digit seed in the manifest is an internal error (exit 1)"),
+    ),
+    pytest.param(
+        "rerun",
+        "step_id",
+        "nope",
+        id="rerun-step-unknown",
+        marks=_xf("an unknown step_id in the manifest is an internal KeyError"),
+    ),
+    pytest.param(
+        "rerun",
+        "row_key",
+        "",
+        id="rerun-row-key-empty",
+        marks=_xf("an empty row_key in the manifest is an internal TypeError"),
+    ),
+    pytest.param(
+        "rerun",
+        "cost_usd",
+        "nan",
+        id="rerun-cost-nan",
+        marks=_xf("cost_usd nan in the manifest is an internal TypeError"),
+    ),
+    pytest.param(
+        "rerun",
+        "seed",
+        None,
+        id="rerun-no-seed-column",
+        marks=_xf("a manifest without the seed column is an internal AttributeError"),
+    ),
 ]
 
 
-@pytest.mark.parametrize("verb,column,value", MANIFEST_CASES)
-def test_a_tampered_manifest_gets_one_clear_sentence_and_exit_2(finished_run, tmp_path, verb,
-                                                               column, value):
+@pytest.mark.parametrize(("verb", "column", "value"), MANIFEST_CASES)
+def test_a_tampered_manifest_gets_one_clear_sentence_and_exit_2(finished_run, tmp_path, verb, column, value):
     from review_kit import cli
 
     out = _tampered(finished_run, tmp_path, column, value)
@@ -503,8 +622,10 @@ def test_a_tampered_manifest_gets_one_clear_sentence_and_exit_2(finished_run, tm
     assert not (tmp_path / "again").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: `ideopipe export` (its own EXAMPLE) is not a "
-                   "verb of the CLI: 'unknown command'")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: `ideopipe export` (its own EXAMPLE) is not a verb of the CLI: 'unknown command'",
+)
 def test_the_export_verb_is_reachable_and_refuses_bad_input(finished_run, tmp_path):
     from review_kit import cli
 
@@ -516,26 +637,36 @@ def test_the_export_verb_is_reachable_and_refuses_bad_input(finished_run, tmp_pa
 # == 2b. never pay more than planned: the lock file is input too ===========================
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: a lock entry with more records than the task has "
-                   "images sends one paid request per record, past the plan and --max-cost")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: a lock entry with more records than the task has "
+    "images sends one paid request per record, past the plan and --max-cost",
+)
 def test_a_tampered_lock_cannot_spend_past_the_plan_or_the_cap(emulator, write_recipe):
     path = write_recipe(ONE)
     plan = api.plan_file(path)
     (task,) = plan.tasks
-    lock = {"provider": "ideogram", "recipe": "review", "recipe_sha256": plan.recipe.sha256,
-            "schema_version": 1,
-            "tasks": {task.id: [{"seed": s, "api_prompt": "a kettle"} for s in range(1, 6)]}}
+    lock = {
+        "provider": "ideogram",
+        "recipe": "review",
+        "recipe_sha256": plan.recipe.sha256,
+        "schema_version": 1,
+        "tasks": {task.id: [{"seed": s, "api_prompt": "a kettle"} for s in range(1, 6)]},
+    }
     Path(str(path) + ".lock.json").write_text(json.dumps(lock))
-    try:
-        api.run_file(path, options(emulator.base_url, max_cost=task.cost_usd,
-                                   reproduce=api.lock_entries(plan)))
-    except Exception as exc:  # refusing the lock up front keeps the promise
-        assert getattr(exc, "exit_code", None) == 2
+    _run_or_refuse(
+        lambda: api.run_file(
+            path, options(emulator.base_url, max_cost=task.cost_usd, reproduce=api.lock_entries(plan))
+        )
+    )
     assert emulator.ledger()["requests"] <= 1, "more requests than planned, past --max-cost"
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: a malformed lock entry (a string where records "
-                   "belong) is not refused at start: the task fails with an internal error")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: a malformed lock entry (a string where records "
+    "belong) is not refused at start: the task fails with an internal error",
+)
 def test_a_malformed_lock_entry_is_refused_with_exit_2(emulator, write_recipe, tmp_path):
     from review_kit import cli
 
@@ -543,30 +674,33 @@ def test_a_malformed_lock_entry_is_refused_with_exit_2(emulator, write_recipe, t
     plan = api.plan_file(path)
     lock = {"schema_version": 1, "tasks": {plan.tasks[0].id: "not a list of records"}}
     Path(str(path) + ".lock.json").write_text(json.dumps(lock))
-    done = cli("run", str(path), "--yes", "--quiet", "--base-url", emulator.base_url,
-               env={"IDEOGRAM_API_KEY": KEY})
+    done = cli(
+        "run", str(path), "--yes", "--quiet", "--base-url", emulator.base_url, env={"IDEOGRAM_API_KEY": KEY}
+    )
     assert done.returncode == 2 and "internal error" not in done.stderr, done.stderr
 
 
 # == 4c. writes never follow planted links ==================================================
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: a planted <out>/.ideopipe symlink sends the "
-                   "journal and the run lock outside output.dir")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: a planted <out>/.ideopipe symlink sends the journal and the run lock outside output.dir",
+)
 def test_a_planted_state_folder_link_redirects_no_write(emulator, write_recipe, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / ".ideopipe").symlink_to(outside, target_is_directory=True)
-    try:
-        api.run_file(write_recipe(ONE), options(emulator.base_url))
-    except Exception as exc:  # refusing the folder keeps the promise
-        assert getattr(exc, "exit_code", None) == 2
+    _run_or_refuse(lambda: api.run_file(write_recipe(ONE), options(emulator.base_url)))
     assert sorted(p.name for p in outside.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: `ideopipe lock` writes through a planted link "
-                   "at its fixed temporary name RECIPE.lock.json.part (overwrites any file)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: `ideopipe lock` writes through a planted link "
+    "at its fixed temporary name RECIPE.lock.json.part (overwrites any file)",
+)
 def test_lock_does_not_write_through_a_planted_temp_link(finished_run, tmp_path):
     import shutil
 
@@ -594,8 +728,11 @@ def test_a_link_planted_at_the_manifest_name_is_replaced_not_followed(bad, write
     assert victim.read_text() == "precious"
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: input files are opened with O_NOFOLLOW on the "
-                   "last component only; a symlinked folder in the path is followed")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: input files are opened with O_NOFOLLOW on the "
+    "last component only; a symlinked folder in the path is followed",
+)
 def test_an_input_behind_a_symlinked_folder_is_not_read(emulator, write_recipe, tmp_path):
     from review_kit import cli
 
@@ -603,23 +740,33 @@ def test_an_input_behind_a_symlinked_folder_is_not_read(emulator, write_recipe, 
     elsewhere.mkdir()
     (elsewhere / "a.png").write_bytes(png())
     (tmp_path / "pics").symlink_to(elsewhere, target_is_directory=True)
-    recipe = write_recipe(ONE.replace(
-        "  - id: hero\n    op: generate\n    prompt: \"A {{ product }}\"",
-        "  - id: hero\n    op: remix\n    image: pics/a.png\n    prompt: \"A {{ product }}\""))
-    done = cli("run", str(recipe), "--yes", "--quiet", "--base-url", emulator.base_url,
-               env={"IDEOGRAM_API_KEY": KEY})
+    recipe = write_recipe(
+        ONE.replace(
+            '  - id: hero\n    op: generate\n    prompt: "A {{ product }}"',
+            '  - id: hero\n    op: remix\n    image: pics/a.png\n    prompt: "A {{ product }}"',
+        )
+    )
+    done = cli(
+        "run", str(recipe), "--yes", "--quiet", "--base-url", emulator.base_url, env={"IDEOGRAM_API_KEY": KEY}
+    )
     assert emulator.ledger()["requests"] == 0, "the linked file was read and sent"
     assert done.returncode == 2, done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: a lone UTF-16 surrogate (\\ud800) in a 200 "
-                   "answer cannot be stored in SQLite; the answer is lost and --retry-failed "
-                   "pays again")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: a lone UTF-16 surrogate (\\ud800) in a 200 "
+    "answer cannot be stored in SQLite; the answer is lost and --retry-failed "
+    "pays again",
+)
 @pytest.mark.parametrize("where", ["prompt", "url"])
 def test_a_lone_surrogate_in_a_200_answer_is_journaled_and_never_resent(bad, write_recipe, where):
     text = json.dumps(answer(bad.url(IMG), prompt="p"))
-    text = (text.replace('"prompt": "p"', '"prompt": "\\ud800 odd"') if where == "prompt"
-            else text.replace('/img.png"', '/img\\ud800.png"'))
+    text = (
+        text.replace('"prompt": "p"', '"prompt": "\\ud800 odd"')
+        if where == "prompt"
+        else text.replace('/img.png"', '/img\\ud800.png"')
+    )
     bad.script(GEN, Reply(200, text))
     bad.script(IMG, Reply(200, png()))
     path = write_recipe(ONE)
@@ -630,8 +777,7 @@ def test_a_lone_surrogate_in_a_200_answer_is_journaled_and_never_resent(bad, wri
 
 
 def test_a_nul_character_in_a_200_answer_is_kept(bad, write_recipe):
-    text = json.dumps(answer(bad.url(IMG), prompt="p")).replace('"prompt": "p"',
-                                                                  '"prompt": "a\\u0000b"')
+    text = json.dumps(answer(bad.url(IMG), prompt="p")).replace('"prompt": "p"', '"prompt": "a\\u0000b"')
     bad.script(GEN, Reply(200, text))
     bad.script(IMG, Reply(200, png()))
     path = write_recipe(ONE)
@@ -641,9 +787,12 @@ def test_a_nul_character_in_a_200_answer_is_kept(bad, write_recipe):
     assert posts(bad) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: a lone surrogate in a 500's error text makes the "
-                   "in_doubt record fail; the task is marked failed and --retry-failed resends "
-                   "a request that may have been billed")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: a lone surrogate in a 500's error text makes the "
+    "in_doubt record fail; the task is marked failed and --retry-failed resends "
+    "a request that may have been billed",
+)
 def test_a_500_with_a_lone_surrogate_stays_in_doubt(bad, write_recipe):
     bad.script(GEN, Reply(500, '{"error": "boom \\ud800"}'))
     path = write_recipe(ONE)
@@ -670,11 +819,9 @@ def test_a_second_sigterm_quits_at_once_and_the_request_stays_in_doubt(bad, tmp_
     bad.script(IMG, Reply(200, png()))
     recipe = tmp_path / "r.yaml"
     recipe.write_text(ONE)
-    cmd = [sys.executable, "-m", "pipeline", "run", str(recipe), "--yes", "--base-url",
-           bad.base_url]
+    cmd = [sys.executable, "-m", "pipeline", "run", str(recipe), "--yes", "--base-url", bad.base_url]
     env = {**os.environ, "IDEOGRAM_API_KEY": KEY}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines, wait_for = _stderr_reader(proc)
     try:
         assert arrived.wait(30)
@@ -693,10 +840,12 @@ def test_a_second_sigterm_quits_at_once_and_the_request_stays_in_doubt(bad, tmp_
     assert "in_doubt" in again.stderr or "in doubt" in again.stderr, again.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: doctor --repair rebuilding from a manifest with "
-                   "seed 1e400 ends in an internal error (exit 1)")
-def test_doctor_repair_rebuilds_from_a_tampered_manifest_without_a_traceback(finished_run,
-                                                                            tmp_path):
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: doctor --repair rebuilding from a manifest with "
+    "seed 1e400 ends in an internal error (exit 1)",
+)
+def test_doctor_repair_rebuilds_from_a_tampered_manifest_without_a_traceback(finished_run, tmp_path):
     from review_kit import cli
 
     out = _tampered(finished_run, tmp_path, "seed", "1e400")
@@ -713,8 +862,7 @@ def test_doctor_repair_rebuilds_from_a_tampered_manifest_without_a_traceback(fin
 
 def test_a_gzip_bomb_result_is_refused_after_decoding_and_not_resent(bad, write_recipe):
     serve_one(bad)
-    bad.script(IMG, Reply(200, b"\x00" * (70 << 20), {"Content-Type": "image/png"},
-                          encoding="gzip"))
+    bad.script(IMG, Reply(200, b"\x00" * (70 << 20), {"Content-Type": "image/png"}, encoding="gzip"))
     path = write_recipe(ONE)
     first = api.run_file(path, options(bad.base_url))
     frame = read_manifest(first.manifest)
@@ -747,18 +895,23 @@ def test_the_key_in_an_error_body_never_reaches_the_terminal(bad, write_recipe):
     from review_kit import cli
 
     bad.script(GEN, Reply(400, {"error": f"invalid request for key {KEY}"}))
-    done = cli("run", str(write_recipe(ONE)), "--yes", "--base-url", bad.base_url,
-               env={"IDEOGRAM_API_KEY": KEY})
+    done = cli(
+        "run", str(write_recipe(ONE)), "--yes", "--base-url", bad.base_url, env={"IDEOGRAM_API_KEY": KEY}
+    )
     said = done.stdout + done.stderr
     assert "invalid request" in said or "400" in said, said
     for n in range(len(KEY) - 8):
-        assert KEY[n:n + 8] not in said
+        assert KEY[n : n + 8] not in said
 
 
 def test_a_401_partway_stops_and_the_next_run_completes_without_resending(bad, write_recipe):
     path = write_recipe(TWO)
-    bad.script(GEN, Reply(200, answer(bad.url(IMG))), Reply(401, {"error": "revoked"}),
-               Reply(200, answer(bad.url(IMG), seed=12)))
+    bad.script(
+        GEN,
+        Reply(200, answer(bad.url(IMG))),
+        Reply(401, {"error": "revoked"}),
+        Reply(200, answer(bad.url(IMG), seed=12)),
+    )
     bad.script(IMG, Reply(200, png()))
     first = api.run_file(path, options(bad.base_url, concurrency=1))
     assert first.exit_code != 0 and posts(bad) == 2
@@ -786,9 +939,22 @@ def test_a_second_run_on_the_same_folder_is_refused_while_one_runs(bad, tmp_path
     recipe = tmp_path / "r.yaml"
     recipe.write_text(ONE)
     env = {"IDEOGRAM_API_KEY": KEY}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(recipe), "--yes",
-                             "--quiet", "--base-url", bad.base_url], env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "run",
+            str(recipe),
+            "--yes",
+            "--quiet",
+            "--base-url",
+            bad.base_url,
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert arrived.wait(30)
         second = cli("run", str(recipe), "--yes", "--quiet", "--base-url", bad.base_url, env=env)
@@ -804,8 +970,11 @@ def test_a_second_run_on_the_same_folder_is_refused_while_one_runs(bad, tmp_path
 # == rerun --where: pandas' `@name` reaches the caller's globals ============================
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: rerun --where runs DataFrame.query, whose @name "
-                   "reaches pipeline.api's globals: `@os.system(...)` runs a shell command")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: rerun --where runs DataFrame.query, whose @name "
+    "reaches pipeline.api's globals: `@os.system(...)` runs a shell command",
+)
 def test_rerun_where_cannot_run_commands(finished_run, tmp_path):
     import shutil
 
@@ -813,29 +982,48 @@ def test_rerun_where_cannot_run_commands(finished_run, tmp_path):
 
     shutil.copytree(finished_run, tmp_path / "out")
     mark = tmp_path / "pwned"
-    done = cli("rerun", str(tmp_path / "out" / "manifest.csv"), "--where",
-               f"@os.system('touch {mark}')", "--out", str(tmp_path / "again"), "--yes")
+    done = cli(
+        "rerun",
+        str(tmp_path / "out" / "manifest.csv"),
+        "--where",
+        f"@os.system('touch {mark}')",
+        "--out",
+        str(tmp_path / "again"),
+        "--yes",
+    )
     assert not mark.exists(), "the --where expression ran a shell command"
     assert done.returncode == 2 and "internal error" not in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: rerun --where \"@os.environ['IDEOGRAM_API_KEY']\" "
-                   "prints the key in its error message")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: rerun --where \"@os.environ['IDEOGRAM_API_KEY']\" prints the key in its error message",
+)
 def test_rerun_where_cannot_print_the_key(finished_run, tmp_path):
     import shutil
 
     from review_kit import cli
 
     shutil.copytree(finished_run, tmp_path / "out")
-    done = cli("rerun", str(tmp_path / "out" / "manifest.csv"), "--where",
-               "@os.environ['IDEOGRAM_API_KEY']", "--out", str(tmp_path / "again"), "--yes",
-               env={"IDEOGRAM_API_KEY": KEY})
+    done = cli(
+        "rerun",
+        str(tmp_path / "out" / "manifest.csv"),
+        "--where",
+        "@os.environ['IDEOGRAM_API_KEY']",
+        "--out",
+        str(tmp_path / "again"),
+        "--yes",
+        env={"IDEOGRAM_API_KEY": KEY},
+    )
     assert done.returncode == 2
     assert KEY[:10] not in done.stderr + done.stdout and KEY[-10:] not in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BREAK: every run deletes any file named .*.part anywhere "
-                   "under output.dir, not only its own temporary files (.<name>.<8 hex>.part)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BREAK: every run deletes any file named .*.part anywhere "
+    "under output.dir, not only its own temporary files (.<name>.<8 hex>.part)",
+)
 def test_a_run_leaves_files_that_are_not_its_own_temporaries(bad, write_recipe, tmp_path):
     serve_one(bad)
     mine = tmp_path / "out" / "notes" / ".draft.part"
@@ -851,8 +1039,9 @@ def tiny_disk(tmp_path):
 
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=640k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=640k", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
@@ -874,12 +1063,18 @@ def test_a_full_disk_keeps_the_answer_and_the_next_run_does_not_resend(bad, tiny
     again = api.run_file(recipe, options(bad.base_url, retry_failed=True))
     assert posts(bad) == 1
     assert again.exit_code == 0, again.failures
-    assert os.path.getsize(tiny_disk / "out" / read_manifest(again.manifest)["file"].iloc[0]) \
-        == len(padded)
+    assert os.path.getsize(tiny_disk / "out" / read_manifest(again.manifest)["file"].iloc[0]) == len(padded)
 
 
-@pytest.mark.parametrize("argv", [("runs", "{out}"), ("report", "{out}"), ("gc", "{out}", "--yes"),
-                                  ("rerun", "{out}/manifest.csv", "--yes")])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("runs", "{out}"),
+        ("report", "{out}"),
+        ("gc", "{out}", "--yes"),
+        ("rerun", "{out}/manifest.csv", "--yes"),
+    ],
+)
 def test_a_damaged_journal_is_one_sentence_and_exit_2(finished_run, tmp_path, argv):
     import shutil
 
@@ -895,8 +1090,15 @@ def test_a_damaged_journal_is_one_sentence_and_exit_2(finished_run, tmp_path, ar
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "data:image/png;base64,AAAA",
-                                 "gopher://127.0.0.1:70/", "http://user:pw@example.com/x.png"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "data:image/png;base64,AAAA",
+        "gopher://127.0.0.1:70/",
+        "http://user:pw@example.com/x.png",
+    ],
+)
 def test_result_urls_of_other_schemes_are_refused_and_never_resent(bad, write_recipe, url):
     serve_one(bad, answer(url))
     path = write_recipe(ONE)
@@ -910,10 +1112,12 @@ def test_a_dns_answer_with_any_private_address_is_refused():
     from pipeline.fetch import FetchRefused, Guard, check
 
     with pytest.raises(FetchRefused):
-        check("http://images.example.test/a.png", Guard(),
-              resolve=lambda host, port: ["93.184.216.34", "169.254.169.254"])
-    target = check("http://images.example.test/a.png", Guard(),
-                   resolve=lambda host, port: ["93.184.216.34"])
+        check(
+            "http://images.example.test/a.png",
+            Guard(),
+            resolve=lambda host, port: ["93.184.216.34", "169.254.169.254"],
+        )
+    target = check("http://images.example.test/a.png", Guard(), resolve=lambda host, port: ["93.184.216.34"])
     assert target.address == "93.184.216.34" and target.host_header == "images.example.test"
 
 
@@ -934,11 +1138,9 @@ def test_sigterm_during_the_download_keeps_the_answer_and_never_resends(bad, tmp
     bad.script(IMG, Reply(200, png(), hook=hold), Reply(200, png()))
     recipe = tmp_path / "r.yaml"
     recipe.write_text(ONE)
-    cmd = [sys.executable, "-m", "pipeline", "run", str(recipe), "--yes", "--base-url",
-           bad.base_url]
+    cmd = [sys.executable, "-m", "pipeline", "run", str(recipe), "--yes", "--base-url", bad.base_url]
     env = {**os.environ, "IDEOGRAM_API_KEY": KEY}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines, wait_for = _stderr_reader(proc)
     try:
         assert arrived.wait(30)
