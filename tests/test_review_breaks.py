@@ -1157,3 +1157,21 @@ def test_sigterm_during_the_download_keeps_the_answer_and_never_resends(bad, tmp
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr
     assert posts(bad) == 1
+
+
+def test_revert_after_an_edit_and_a_gc_costs_nothing(emulator, write_recipe, tmp_path):
+    from review_kit import cli
+
+    path = write_recipe(ONE)
+    first = api.run_file(path, options(emulator.base_url))
+    before = read_manifest(first.manifest)["sha256"].tolist()
+    path.write_text(ONE.replace("A {{ product }}", "A shiny {{ product }}"))
+    api.run_file(path, options(emulator.base_url))
+    gc = cli("gc", str(first.out_dir), "--yes")
+    assert gc.returncode == 0 and "Traceback" not in gc.stderr, gc.stderr
+    sent = emulator.ledger()["requests"]
+    path.write_text(ONE)
+    back = api.run_file(path, options(emulator.base_url))
+    assert emulator.ledger()["requests"] == sent  # $0: no request
+    frame = read_manifest(back.manifest)
+    assert frame["sha256"].tolist() == before and set(frame["status"]) <= {"ok", "cached"}
