@@ -622,10 +622,6 @@ def test_a_tampered_manifest_gets_one_clear_sentence_and_exit_2(finished_run, tm
     assert not (tmp_path / "again").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: `ideopipe export` (its own EXAMPLE) is not a verb of the CLI: 'unknown command'",
-)
 def test_the_export_verb_is_reachable_and_refuses_bad_input(finished_run, tmp_path):
     from review_kit import cli
 
