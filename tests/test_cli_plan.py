@@ -49,7 +49,8 @@ def test_plan_table(spring: Path, capsys: pytest.CaptureFixture[str]):
     assert err == ""
     lines = [re.sub(r"\s+", " ", ln.strip()) for ln in out.splitlines()]
     assert lines[0] == "spring-launch · provider ideogram · 2 rows · price table 2026-11-01"
-    assert lines[2:] == [
+    assert lines[1] == "Hero banners for the spring launch, two aspect ratios per product"
+    assert lines[3:] == [
         "hero generate 8 8 0 0.2400",
         "stylized remix 8 8 0 0.4800",
         "print upscale 8 8 0 0.4800",
@@ -249,3 +250,21 @@ def test_seeds_do_not_depend_on_the_process(spring: Path, tmp_path: Path,
     assert there.returncode == 0, there.stderr
     ids = [(t["id"], t["seed"], t["outputs"]) for t in json.loads(there.stdout)["tasks"]]
     assert ids == [(t["id"], t["seed"], t["outputs"]) for t in here["tasks"]]
+
+
+def test_plan_shows_the_recipe_description(write_recipe, capsys):
+    path = write_recipe(
+        """\
+        version: 1
+        name: described
+        description: Posters for the spring shop window
+        provider: emulator
+        rows: [{product: mug}]
+        steps:
+          - {id: hero, op: generate, prompt: "a {{ product }}"}
+        """
+    )
+    assert main(["plan", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("described · provider emulator")
+    assert lines[1] == "Posters for the spring shop window"

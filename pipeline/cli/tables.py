@@ -11,6 +11,8 @@ def format_plan(s: dict[str, Any]) -> str:
         f"{s['recipe']} · provider {s['provider']} · {s['rows']} rows · price table {s['price_table']}",
         f"{'step':<16} {'op':<19} {'requests':>9} {'images':>7} {'done':>6} {'USD':>10}",
     ]
+    if s.get("description"):
+        lines.insert(1, str(s["description"]))
     for sid, st in s["steps"].items():
         usd = f"{st['cost_usd']:.4f}" + ("+?" if st["unknown_cost_requests"] else "")
         lines.append(

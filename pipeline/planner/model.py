@@ -144,6 +144,7 @@ class Plan:
         budget = self.recipe.data.get("budget_usd")
         return {
             "recipe": self.recipe.name,
+            "description": self.recipe.data.get("description"),
             "provider": self.provider,
             "rows": len(self.rows),
             "requests": len(self.tasks),
