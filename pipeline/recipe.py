@@ -25,7 +25,8 @@ _TEMPLATE_PATTERN = "\\{[{%]"  # how the schema spells "a Jinja template"
 def recipe_schema() -> dict[str, Any]:
     """The recipe JSON Schema (2020-12)."""
     with open(spec.schema_file("recipe.schema.json"), encoding="utf-8") as f:
-        return json.load(f)
+        schema: dict[str, Any] = json.load(f)
+    return schema
 
 
 @dataclass

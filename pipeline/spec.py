@@ -32,7 +32,8 @@ def schema_file(name: str) -> Path:
 def openapi() -> dict[str, Any]:
     """The parsed OpenAPI document."""
     with open(schema_file("ideogram-openapi.json"), encoding="utf-8") as f:
-        return json.load(f)
+        document: dict[str, Any] = json.load(f)
+    return document
 
 
 def enum(name: str) -> list[str]:
@@ -79,21 +80,24 @@ def _strict(node: Any) -> Any:
 
 
 def _operation(path: str) -> dict[str, Any]:
-    return openapi()["paths"][path]["post"]
+    operation: dict[str, Any] = openapi()["paths"][path]["post"]
+    return operation
 
 
 @functools.cache
 def request_schema(path: str, content_type: str = "multipart/form-data") -> dict[str, Any]:
     """The strict schema of a request body for `path` (e.g. '/v1/ideogram-v3/remix')."""
     content = _operation(path)["requestBody"]["content"]
-    return _strict(content[content_type]["schema"])
+    schema: dict[str, Any] = _strict(content[content_type]["schema"])
+    return schema
 
 
 @functools.cache
 def response_schema(path: str, status: str = "200") -> dict[str, Any]:
     """The strict schema of a JSON response body for `path`."""
     content = _operation(path)["responses"][status]["content"]
-    return _strict(content["application/json"]["schema"])
+    schema: dict[str, Any] = _strict(content["application/json"]["schema"])
+    return schema
 
 
 def content_types(path: str) -> list[str]:

@@ -57,7 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def handle(args: argparse.Namespace) -> int:
     """Run the export the arguments describe; print a summary or every problem."""
     from .. import preflight
-    from ..export import ExportError, export
+    from ..export.core import export
+    from ..export.errors import ExportError
 
     out_dir = preflight.output_folder(args.out_dir)  # a recipe or a missing folder: one sentence
     try:

@@ -37,7 +37,8 @@ _DROP = (
 def openapi() -> dict[str, Any]:
     """The parsed v2 OpenAPI document."""
     with open(spec.schema_file(DOCUMENT), encoding="utf-8") as f:
-        return json.load(f)
+        document: dict[str, Any] = json.load(f)
+    return document
 
 
 def component(name: str) -> dict[str, Any]:
@@ -112,7 +113,8 @@ def content_types(path: str) -> list[str]:
 def request_schema(path: str, content_type: str) -> dict[str, Any]:
     """The strict schema of a POST `path` body sent as `content_type`."""
     content = operation(path)["requestBody"]["content"][content_type]
-    return strict(content["schema"])
+    schema: dict[str, Any] = strict(content["schema"])
+    return schema
 
 
 def json_parts(path: str) -> frozenset[str]:
@@ -133,12 +135,14 @@ def has_dry_run(path: str) -> bool:
 def response_schema(path: str, status: str = "200", method: str = "post") -> dict[str, Any]:
     """A strict schema of a JSON response body (object shapes closed, as the spec writes them)."""
     content = operation(path, method)["responses"][status]["content"]
-    return strict(content["application/json"]["schema"])
+    schema: dict[str, Any] = strict(content["application/json"]["schema"])
+    return schema
 
 
 def component_schema(name: str) -> dict[str, Any]:
     """A component schema made strict, e.g. 'PriceQuote' or 'GenerationErrorResponse'."""
-    return strict({"$ref": f"#/components/schemas/{name}"})
+    schema: dict[str, Any] = strict({"$ref": f"#/components/schemas/{name}"})
+    return schema
 
 
 def polled_item_schema() -> dict[str, Any]:

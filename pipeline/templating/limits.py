@@ -106,7 +106,7 @@ def size(value: Any, limit: int = MAX_OUTPUT) -> int:
                 stack.extend(v.keys())
                 stack.extend(v.values())
         elif isinstance(v, Namespace):
-            stack.append(v._Namespace__attrs)  # type: ignore[attr-defined]
+            stack.append(v._Namespace__attrs)
         elif isinstance(v, range):
             total += 2 + len(v) * (len(str(max(abs(v.start), abs(v.stop)))) + 2)
         elif isinstance(v, (abc.Sequence, abc.Set, abc.MappingView)):

@@ -162,6 +162,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
         def checked(*args: Any, **kwargs: Any) -> str:
             check_str_format(str(fmt), args, kwargs)
-            return check(wrapper(*args, **kwargs), "the formatted text")
+            text: str = check(wrapper(*args, **kwargs), "the formatted text")
+            return text
 
         return checked
