@@ -27,11 +27,11 @@ from .reject import Reject
 from .render import REJECT_MARK, now_iso
 from .routes import Headers
 from .service import _FORCED, Answer, Service
+from .v2account import account
 
 log = logging.getLogger(__name__)
 
 FAILURE_REASON = "content_policy_violation"
-EMULATOR_KEY_ID = "emulator-key"
 
 
 def check_auth(headers: Headers) -> None:
@@ -79,54 +79,11 @@ class V2Service(Service):
                 check_auth(headers)
             if route.startswith("/v2/generations/"):
                 return Answer(200, self.generations.poll(route.removeprefix("/v2/generations/")))
-            if route == "/v2/account/api-keys":
-                return Answer(
-                    200,
-                    {
-                        "api_keys": [
-                            {
-                                "api_key_id": EMULATOR_KEY_ID,
-                                "creation_time": "2026-01-01T00:00:00+00:00",
-                                "redacted_api_key": "emu…key",
-                                "status": "active",
-                                "label": "emulator",
-                            }
-                        ]
-                    },
-                )
-            if route == "/v2/account/invoices":
-                return Answer(200, {"invoices": []})
-            if route == "/v2/account/usage":
-                return Answer(200, self._usage(query))
+            if route.startswith("/v2/account/"):
+                return account(route, query, self.ledger.snapshot()["billed_usd_micros"])
         except Reject as r:
             return Answer(r.status, r.body(), r.headers)
         return super().get(path, headers)
-
-    def _usage(self, query: str) -> dict[str, Any]:
-        if "start_time=" not in query:
-            raise Reject(400, "start_time: required (RFC 3339)", reason="invalid")
-        now = dt.datetime.now(dt.UTC)
-        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        cost = self.ledger.snapshot()["billed_usd_micros"] / 1_000_000
-        items = [
-            {
-                "product": "emulator",
-                "endpoint": "/v2/image/*",
-                "description": "emulated usage",
-                "cost_total": f"{cost:.6f}",
-                "currency_code": "USD",
-                "source": "api",
-            }
-        ]
-        return {
-            "buckets": [
-                {
-                    "start_time": start.isoformat(),
-                    "end_time": now.isoformat(),
-                    "line_items": items if cost else [],
-                }
-            ]
-        }
 
     # ---- POST -----------------------------------------------------------------------
 
