@@ -52,6 +52,7 @@ def main() -> None:
             tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         recipe = write_batch(folder, "kill-bench", STEPS, args.rows)
+        before = {p.name for p in folder.rglob("*") if p.is_file()}
         cmd = [sys.executable, "-m", "pipeline", "run", str(recipe), "--yes",
                "--quiet", "--base-url", emulator.base_url, "--concurrency", "4"]
         env = {**os.environ, "IDEOGRAM_API_KEY": "bench-key"}
@@ -70,11 +71,16 @@ def main() -> None:
         out = folder / "out"
         frame = read_manifest(out / "manifest.csv")
         statuses = Counter(frame["status"])
-        ok = frame[frame["status"].isin(["ok", "cached"])]
+        ok = frame[frame["status"] == "ok"]
         bad_files = sum(file_sha256(out / f) != h for f, h in zip(ok["file"], ok["sha256"]))
         known = set(frame["sha256"].dropna())
         partial = sum(1 for png in out.rglob("*.png") if file_sha256(png) not in known)
         leftovers = sum(1 for _ in out.rglob("*.part"))
+        # answered (so paid) images must keep a file or at least the URL to fetch it again
+        answered = frame[~frame["status"].isin(["in_doubt", "pending", "skipped_parent"])]
+        paid_lost = int((answered["file"].isna() & answered["url"].isna()).sum())
+        outside = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                         if p.is_file() and out not in p.parents and p.name not in before)
         ledger = emulator.ledger()
         billed = Counter(e["request_sha256"] for e in ledger["entries"] if e["billed"])
         twice = sum(n - 1 for n in billed.values() if n > 1)
@@ -85,9 +91,11 @@ def main() -> None:
             "statuses": dict(statuses), "ok_with_matching_sha256": len(ok) - bad_files,
             "in_doubt": statuses.get("in_doubt", 0), "billed_images": ledger["billed_total"],
             "requests_billed_twice": twice, "partial_files_at_final_paths": partial,
-            "temp_files_left": leftovers,
+            "temp_files_left": leftovers, "paid_images_without_file_or_url": paid_lost,
+            "files_written_outside_output_dir": outside,
             "all_accounted_for": len(frame) == planned and bad_files == 0 and partial == 0
-            and twice == 0 and set(statuses) <= {"ok", "cached", "in_doubt", "skipped_parent"},
+            and twice == 0 and paid_lost == 0 and not outside
+            and set(statuses) <= {"ok", "in_doubt", "skipped_parent"},
         }, indent=1))
 
 
