@@ -224,10 +224,6 @@ def test_result_urls_on_private_addresses_are_refused(url):
         check(url, Guard.for_base_url("https://api.ideogram.ai"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: NAT64 addresses (64:ff9b::/96) embedding the metadata IPv4 pass the guard as public",
-)
 def test_a_nat64_address_of_the_metadata_service_is_refused():
     from pipeline.fetch import FetchRefused, Guard, check
 
@@ -235,11 +231,6 @@ def test_a_nat64_address_of_the_metadata_service_is_refused():
         check("http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", Guard.for_base_url("https://api.ideogram.ai"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: IPv4-translated ::ffff:0:a.b.c.d addresses of "
-    "link-local/loopback pass the guard as public",
-)
 def test_an_ipv4_translated_address_is_refused():
     from pipeline.fetch import FetchRefused, Guard, check
 
