@@ -265,11 +265,6 @@ def test_a_trickling_api_answer_is_cut_at_total(bad, write_recipe):
     assert read_manifest(first.manifest)["status"].tolist() == ["in_doubt"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: timeouts.total bounds the request and each "
-    "download separately; request + download together run past it",
-)
 def test_total_bounds_request_and_download_together(bad, write_recipe):
     text = json.dumps(answer(bad.url(IMG)))
     bad.script(GEN, Reply(200, text, trickle=2.4 / len(text)))
