@@ -235,7 +235,7 @@ def salvage(doc: Any, base_dir: Any, reported: Iterable[str | None]) -> list[Pro
     The plan needs a valid structure, but template syntax, the rows file and fixed input
     image paths do not: they are checked here wherever the schema found nothing wrong.
     """
-    from .inputs import BadImage, check_url, inspect_file
+    from .inputs import BadImage, check_url, inspect_file, local_file
     from .rows import read_rows
     from .yamlsource import format_path
 
@@ -268,7 +268,8 @@ def salvage(doc: Any, base_dir: Any, reported: Iterable[str | None]) -> list[Pro
                 if "://" in text or text.startswith(("data:", "file:")):
                     check_url(text, bool(data.get("allow_private_urls")))
                 else:
-                    inspect_file(str((base_dir / text).resolve()))
+                    ref = local_file(base_dir, text)
+                    inspect_file(ref.value, ref.root)
             except BadImage as exc:
                 out.append(doc.problem(("steps", i, name), str(exc)))
     return out

@@ -136,13 +136,15 @@ class Client:
         endpoint: Endpoint,
         build: Callable[[], wire.WireRequest],
         before_send: Callable[[int], None] | None = None,
+        deadline: Deadline | None = None,
     ) -> Reply:
         """Send one request, retrying what is safe; the body is rebuilt for every attempt.
 
         `before_send(attempt)` runs right before each attempt leaves (the runner journals
-        the task as `sending` there). `timeouts.total` bounds every attempt, body and wait.
+        the task as `sending` there). `timeouts.total` bounds every attempt, body and wait;
+        a caller's `deadline` (the task's, shared with its downloads) replaces it.
         """
-        deadline = Deadline(self.timeouts.total)
+        deadline = deadline or Deadline(self.timeouts.total)
         attempt = 0
         while True:
             attempt += 1

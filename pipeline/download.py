@@ -48,13 +48,17 @@ def get(
     timeouts: Timeouts | None = None,
     max_bytes: int = MAX_BYTES,
     attempts: int = 3,
+    deadline: Deadline | None = None,
 ) -> bytes:
     """Download a URL's bytes, retrying broken bodies, all within `timeouts.total`.
 
+    A caller's `deadline` (what is left of the task's) replaces `timeouts.total`.
     Refused URLs, expired URLs, oversized bodies and a passed deadline are not retried.
     """
     timeouts = timeouts or Timeouts()
-    deadline = Deadline(timeouts.total)
+    deadline = deadline or Deadline(timeouts.total)
+    if deadline.expired():
+        raise FetchTimeout(f"no time left to download: timeouts.total ({deadline.seconds:g} s) has passed")
     last: DownloadError | None = None
     for _ in range(attempts):
         try:

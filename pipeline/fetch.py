@@ -142,16 +142,40 @@ def check(url: str, guard: Guard, resolve: Resolver = system_resolve) -> Target:
 
 
 def is_public(address: str) -> bool:
-    """True for a globally routable unicast address (IPv4-mapped IPv6 judged as IPv4)."""
+    """True for a globally routable unicast address; an IPv6 form carrying IPv4 is judged by its IPv4."""
     try:
         ip = ipaddress.ip_address(address.split("%")[0])
     except ValueError:
         return False
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is not None and not is_public(str(embedded)):
-            return False
+        embedded = embedded_ipv4(ip)
+        if embedded:
+            return all(is_public(str(v4)) for v4 in embedded)
     return ip.is_global and not ip.is_multicast
+
+
+#: IPv6 prefixes whose last 32 bits are an IPv4 address a gateway or the host reaches
+_LAST_32 = tuple(
+    ipaddress.IPv6Network(net)
+    for net in (
+        "::ffff:0:0/96",  # IPv4-mapped
+        "::ffff:0:0:0/96",  # IPv4-translated (RFC 2765)
+        "::/96",  # IPv4-compatible (deprecated)
+        "64:ff9b::/96",  # NAT64, well-known prefix (RFC 6052)
+        "64:ff9b:1::/48",  # NAT64, local-use prefix (RFC 8215), in the /96 layout DNS64 uses
+    )
+)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address an IPv6 address carries (mapped, translated, compatible, NAT64, 6to4, Teredo)."""
+    if any(ip in net for net in _LAST_32):
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)  # the Teredo server and the client
+    return []
 
 
 def literal_address(host: str) -> str | None:

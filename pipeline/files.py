@@ -75,6 +75,12 @@ def link_under(root: Path, rel: str, source: Path) -> Path:
     return Path(root) / rel
 
 
+def open_under(root: Path, rel: str, flags: int) -> int:
+    """Open `root/rel` following no link in any folder below `root` nor in the name; raises OSError."""
+    with _parent_fd(root, rel, create=False) as (fd, name):
+        return os.open(name, flags | os.O_NOFOLLOW, dir_fd=fd)
+
+
 def write_atomic(dest: Path, data: bytes) -> None:
     """Write `dest` atomically, refusing links in its own name (its folder is trusted)."""
     dest = Path(dest)
@@ -93,19 +99,25 @@ def fsync_dir(folder: Path) -> None:
 
 
 @contextmanager
-def _parent_fd(root: Path, rel: str) -> Iterator[tuple[int, str]]:
-    """The descriptor of `rel`'s folder under `root` (created as needed) and its last name."""
+def _parent_fd(root: Path, rel: str, create: bool = True) -> Iterator[tuple[int, str]]:
+    """The descriptor of `rel`'s folder under `root` (created as needed) and its last name.
+
+    With `create` false nothing is made and an OSError is raised as it is (for readers).
+    """
     parts = PurePosixPath(rel).parts
     if not parts or PurePosixPath(rel).is_absolute() or ".." in parts:
         raise PathRefused(f"{rel!r}: not a path inside {root}")
     try:
         fd = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)  # the folder the user named
     except OSError as exc:
+        if not create:
+            raise
         raise _refused(root, rel, exc) from exc
     try:
         for part in parts[:-1]:
             try:
-                os.mkdir(part, 0o777, dir_fd=fd)
+                if create:
+                    os.mkdir(part, 0o777, dir_fd=fd)
             except FileExistsError:
                 pass
             except OSError as exc:
@@ -113,6 +125,10 @@ def _parent_fd(root: Path, rel: str) -> Iterator[tuple[int, str]]:
             try:
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
+                if not create:
+                    if _is_link(fd, part):
+                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), part) from exc
+                    raise
                 raise _refused(root, rel, exc, _is_link(fd, part)) from exc
             os.close(fd)
             fd = child

@@ -10,9 +10,10 @@ import stat
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import fetch, images
+from . import fetch, files, images
 
 MAX_INPUT_BYTES = 10 * 1024 * 1024  # the stricter of Ideogram's 25 MB and the proxies' 10 MB
 MAX_INPUT_PIXELS = 25_000_000  # e.g. 5000 x 5000; far above what the API takes, far below a bomb
@@ -26,6 +27,21 @@ class ImageRef:
     kind: str  # "step" | "file" | "url"
     value: str  # parent image id | absolute path | URL
     digest: str = ""  # sha256 of a file's bytes (files only)
+    root: str = ""  # files under the recipe's folder: that folder, below which no link is followed
+
+
+def local_file(base_dir: Path, text: str) -> ImageRef:
+    """The reference (digest not yet taken) of a local path a recipe names, relative to `base_dir`.
+
+    A path inside the recipe's folder is kept as written (normalised, links not resolved) and
+    is read later without following a link in any folder below it; a path outside it is
+    resolved, as before, and only its last name may not be a link.
+    """
+    root = Path(base_dir).resolve()
+    path = Path(os.path.normpath(root / text))
+    if path != root and path.is_relative_to(root):
+        return ImageRef("file", str(path), root=str(root))
+    return ImageRef("file", str(path.resolve()))
 
 
 class BadImage(ValueError):
@@ -52,23 +68,28 @@ class VerifiedImage:
     info: ImageInfo
 
 
-def read_image_file(path: str, expect_sha256: str = "") -> VerifiedImage:
+def read_image_file(path: str, expect_sha256: str = "", root: str = "") -> VerifiedImage:
     """Open a local image once without following a symbolic link, check it, return its bytes.
 
-    The file is opened with O_NOFOLLOW (and O_NONBLOCK, so a FIFO cannot hang the run),
-    checked on the open descriptor, read once, and decoded from the bytes that were read,
-    so nothing can swap it between the check and the send. With `expect_sha256` (the
-    digest taken at planning) a file edited since then is refused rather than sent.
+    The file is opened with O_NOFOLLOW (and O_NONBLOCK, so a FIFO cannot hang the run);
+    below `root` (the recipe's folder) every folder is opened no-follow too. It is checked
+    on the open descriptor, read once, and decoded from the bytes that were read, so
+    nothing can swap it between the check and the send. With `expect_sha256` (the digest
+    taken at planning) a file edited since then is refused rather than sent.
     """
-    data, _ = _read_once(path)
+    data, _ = _read_once(path, root)
     info = inspect_bytes(data, path)
     if expect_sha256 and info.sha256 != expect_sha256:
         raise BadImage(f"{path} changed since the run was planned; plan again to send it")
     return VerifiedImage(data, images.CONTENT_TYPES[info.format], info)
 
 
-def _read_once(path: str) -> tuple[bytes, tuple[int, ...]]:
-    """(bytes, identity) of a regular file opened without following a final symbolic link."""
+def _read_once(path: str, root: str = "") -> tuple[bytes, tuple[int, ...]]:
+    """(bytes, identity) of a regular file opened without following a symbolic link.
+
+    Below `root` no folder may be a link either (each is opened no-follow from `root`);
+    without it only the last name is checked.
+    """
     flags = (
         os.O_RDONLY
         | getattr(os, "O_NOFOLLOW", 0)
@@ -76,14 +97,19 @@ def _read_once(path: str) -> tuple[bytes, tuple[int, ...]]:
         | getattr(os, "O_CLOEXEC", 0)
     )
     try:
-        fd = os.open(path, flags)
+        if root:
+            fd = files.open_under(Path(root), os.path.relpath(path, root), flags)
+        else:
+            fd = os.open(path, flags)
     except FileNotFoundError as exc:
         raise BadImage(f"file not found: {path}") from exc
+    except files.PathRefused as exc:
+        raise BadImage(f"{path} is not inside {root}") from exc
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise BadImage(
-                f"{path} is a symbolic link; input files are read without following "
-                "links (name the file itself)"
+                f"{path}: a symbolic link is in the path; input files are read without "
+                "following links (name the file itself, in a real folder)"
             ) from exc
         raise BadImage(f"cannot open {path}: {exc.strerror}") from exc
     try:
@@ -109,8 +135,8 @@ class _InfoCache:
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, path: str) -> ImageInfo:
-        data, identity = _read_once(path)
+    def get(self, path: str, root: str = "") -> ImageInfo:
+        data, identity = _read_once(path, root)
         key = (path, *identity)
         with self._lock:
             if key in self._items:
@@ -127,9 +153,9 @@ class _InfoCache:
 _INFO = _InfoCache()
 
 
-def inspect_file(path: str) -> ImageInfo:
+def inspect_file(path: str, root: str = "") -> ImageInfo:
     """Check a local image (no symbolic link, size cap, PNG/JPEG/WebP, decodes) and describe it."""
-    return _INFO.get(path)
+    return _INFO.get(path, root)
 
 
 def inspect_bytes(data: bytes, name: str) -> ImageInfo:

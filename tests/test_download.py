@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import struct
 import time
 import zlib
@@ -18,7 +20,7 @@ from pipeline.errors import DownloadError, DownloadExpired, InputError
 from pipeline.fetch import Fetcher, FetchRefused, FetchTimeout, FetchTooLarge, Guard
 from pipeline.manifest import read_manifest
 from pipeline.runner import RunOptions
-from pipeline.transport import Timeouts
+from pipeline.transport import Deadline, Timeouts
 from tests.badserver import BadServer, Reply
 
 KEY = "sk-live-Download9Key7Secret3Z"
@@ -92,6 +94,28 @@ def test_retries_share_one_total_deadline(bad):
     assert len(bad.seen) == 1
 
 
+def test_a_callers_deadline_replaces_the_total(bad):
+    image = image_bytes()
+    bad.script("/slow.png", Reply(200, image, trickle=3.0 / len(image)))
+    deadline = Deadline(1.0)  # what is left of a task's timeouts.total
+    start = time.monotonic()
+    with pytest.raises(FetchTimeout):
+        download.get(
+            fetcher(bad), bad.url("/slow.png"), Timeouts(connect=2, read=5, total=60), deadline=deadline
+        )
+    assert time.monotonic() - start < 2.0
+
+
+def test_nothing_is_fetched_once_the_tasks_deadline_has_passed(bad):
+    bad.script("/a.png", Reply(200, image_bytes()))
+    deadline = Deadline(0.01)
+    while not deadline.expired():
+        time.sleep(0.005)
+    with pytest.raises(FetchTimeout, match="no time left"):
+        download.get(fetcher(bad), bad.url("/a.png"), QUICK, deadline=deadline)
+    assert bad.seen == []
+
+
 # -- verification: sniff and decode once -------------------------------------------------------
 
 
@@ -147,8 +171,7 @@ def answer(url: str) -> dict:
     }
 
 
-def run(bad: BadServer, write_recipe, **options):
-    path = write_recipe("""
+ONE_STEP = """
 version: 1
 name: hostile-server
 rows: [{p: kettle}]
@@ -158,7 +181,11 @@ steps:
     model: V_3
     prompt: "{{ p }}"
 output: {dir: out}
-""")
+"""
+
+
+def run(bad: BadServer, write_recipe, **options):
+    path = write_recipe(ONE_STEP)
     opts = RunOptions(
         base_url=bad.base_url,
         yes=True,
@@ -299,3 +326,26 @@ output: {{dir: out}}
     assert caught.value.exit_code == 2
     out = path.parent / "out"
     assert bad.seen == [] and not (out.exists() and any(out.rglob("*")))  # (preflight may make it)
+
+
+def test_a_task_never_outlives_its_total_and_a_late_image_is_fetched_later(bad, write_recipe):
+    text = json.dumps(answer(bad.url("/late.png")))
+    image = image_bytes()
+    bad.script(GENERATE, Reply(200, text, trickle=2.0 / len(text)))
+    bad.script("/late.png", Reply(200, image, trickle=4.0 / len(image)), Reply(200, image))
+    path = write_recipe(ONE_STEP)
+    opts = RunOptions(
+        base_url=bad.base_url,
+        yes=True,
+        environ={"IDEOGRAM_API_KEY": KEY},
+        timeouts=Timeouts(connect=2, read=5, total=2.5),
+    )
+    started = time.monotonic()
+    first = api.run_file(path, opts)
+    assert time.monotonic() - started < 2.5 + 1.5  # the request took 2 s: the image got the rest
+    frame = read_manifest(first.manifest)
+    assert frame["status"].tolist() == ["failed"]
+    assert "2.5 s" in frame["error"].iloc[0]
+    again = api.run_file(path, dataclasses.replace(opts, retry_failed=True))
+    assert read_manifest(again.manifest)["status"].tolist() == ["ok"]
+    assert [s.path for s in bad.seen].count(GENERATE) == 1  # paid once, fetched again

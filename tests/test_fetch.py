@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import ipaddress
 import time
 from collections.abc import Iterator
 
@@ -147,6 +148,53 @@ def test_a_resolver_failure_is_a_fetch_error():
 )
 def test_is_public(address, public):
     assert is_public(address) is public
+
+
+EMBEDDINGS = {
+    "mapped": "::ffff:{}",
+    "translated": "::ffff:0:{}",
+    "compatible": "::{}",
+    "nat64": "64:ff9b::{}",
+    "nat64-local": "64:ff9b:1::{}",
+    "6to4": "2002:{}::1",
+    "teredo-client": "2001:0:4136:e378:8000:63bf:{}",
+}
+V4 = {
+    "169.254.169.254": False,  # the metadata service
+    "127.0.0.1": False,
+    "10.0.0.5": False,
+    "192.168.1.1": False,
+    "100.64.0.1": False,  # shared address space
+    "0.0.0.0": False,
+    "224.0.0.1": False,  # multicast
+    "8.8.8.8": True,
+    "93.184.216.34": True,
+}
+
+
+def _embed(form: str, v4: str) -> str:
+    packed = ipaddress.IPv4Address(v4).packed
+    if form == "6to4":
+        return EMBEDDINGS[form].format(f"{packed[0] << 8 | packed[1]:x}:{packed[2] << 8 | packed[3]:x}")
+    if form == "teredo-client":  # the client address is stored inverted
+        inv = bytes(b ^ 0xFF for b in packed)
+        return EMBEDDINGS[form].format(f"{inv[0] << 8 | inv[1]:x}:{inv[2] << 8 | inv[3]:x}")
+    return EMBEDDINGS[form].format(f"{packed[0] << 8 | packed[1]:x}:{packed[2] << 8 | packed[3]:x}")
+
+
+@pytest.mark.parametrize("form", sorted(EMBEDDINGS))
+@pytest.mark.parametrize(("v4", "public"), sorted(V4.items()))
+def test_an_embedded_ipv4_is_judged_as_that_ipv4(form, v4, public):
+    address = _embed(form, v4)
+    assert is_public(v4) is public
+    assert is_public(address) is public, address
+    if not public:
+        with pytest.raises(FetchRefused, match="not a public address"):
+            check(f"http://[{address}]/a.png", Guard.for_base_url("https://api.ideogram.ai"))
+
+
+def test_a_teredo_address_with_a_private_server_is_refused():
+    assert not is_public("2001:0:a9fe:a9fe:8000:63bf:f7f7:f7f7")  # server 169.254.169.254, client 8.8.8.8
 
 
 # -- 2. resolved once, pinned to the checked address -------------------------------------------

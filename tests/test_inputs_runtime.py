@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from pipeline import api
-from pipeline.inputs import BadImage, inspect_file, read_image_file
+from pipeline.inputs import BadImage, inspect_file, local_file, read_image_file
 from pipeline.manifest import read_manifest
 from pipeline.runner import RunOptions
 
@@ -194,3 +194,63 @@ def test_an_edited_file_is_described_afresh():
         path.write_bytes(png((16, 16)))
         second = inspect_file(str(path))
     assert (first.width, second.width) == (8, 16) and first.sha256 != second.sha256
+
+
+# -- under the recipe's folder no folder of an input's path may be a link -----------------------
+
+
+def test_a_folder_swapped_for_a_link_after_planning_is_never_sent(emulator, write_recipe, tmp_path):
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "pics" / "a.png").write_bytes(png((64, 64)))
+    plan = remix_file(write_recipe, Path("pics/a.png"))
+    (tmp_path / "pics").rename(tmp_path / "real")  # the same bytes: only the walk can tell
+    (tmp_path / "pics").symlink_to(tmp_path / "real", target_is_directory=True)
+    result = api.run_plan(plan, RunOptions(base_url=emulator.base_url, yes=True, quiet=True, environ=KEYS))
+    frame = read_manifest(result.manifest)
+    assert list(frame["status"]) == ["failed"]
+    assert "symbolic link" in frame["error"].iloc[0]
+    assert emulator.ledger()["requests"] == 0
+
+
+@pytest.mark.parametrize("link", ["a", "a/b", "a/b/c.png"])
+def test_no_link_below_the_root_is_followed(tmp_path, link):
+    root = tmp_path / "recipe"
+    real = tmp_path / "real"
+    (real / "b").mkdir(parents=True)
+    (real / "b" / "c.png").write_bytes(png((8, 8)))
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "c.png").write_bytes(png((8, 8)))
+    here = root / link
+    if here.is_dir():
+        import shutil
+
+        shutil.rmtree(here)
+    else:
+        here.unlink()
+    here.symlink_to(real / Path(link).relative_to("a") if link != "a" else real)
+    ref = local_file(root, "a/b/c.png")
+    assert ref.root == str(root.resolve())
+    with pytest.raises(BadImage, match="symbolic link"):
+        read_image_file(ref.value, root=ref.root)
+    with pytest.raises(BadImage, match="symbolic link"):
+        inspect_file(ref.value, ref.root)
+
+
+def test_real_folders_below_the_root_are_read(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "c.png").write_bytes(png((8, 8)))
+    ref = local_file(tmp_path, "a/./b/../b/c.png")
+    assert ref.value == str(tmp_path.resolve() / "a" / "b" / "c.png")
+    assert read_image_file(ref.value, root=ref.root).data == png((8, 8))
+
+
+@pytest.mark.parametrize("text", ["{elsewhere}/linked/c.png", "../elsewhere/linked/c.png"])
+def test_a_path_outside_the_recipe_folder_keeps_its_rules(tmp_path, text):
+    root, elsewhere = tmp_path / "recipe", tmp_path / "elsewhere"
+    root.mkdir()
+    (elsewhere / "real").mkdir(parents=True)
+    (elsewhere / "real" / "c.png").write_bytes(png((8, 8)))
+    (elsewhere / "linked").symlink_to(elsewhere / "real", target_is_directory=True)
+    ref = local_file(root, text.format(elsewhere=elsewhere))
+    assert (ref.root, ref.value) == ("", str((elsewhere / "real" / "c.png").resolve()))
+    assert inspect_file(ref.value, ref.root).width == 8

@@ -224,10 +224,6 @@ def test_result_urls_on_private_addresses_are_refused(url):
         check(url, Guard.for_base_url("https://api.ideogram.ai"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: NAT64 addresses (64:ff9b::/96) embedding the metadata IPv4 pass the guard as public",
-)
 def test_a_nat64_address_of_the_metadata_service_is_refused():
     from pipeline.fetch import FetchRefused, Guard, check
 
@@ -235,11 +231,6 @@ def test_a_nat64_address_of_the_metadata_service_is_refused():
         check("http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", Guard.for_base_url("https://api.ideogram.ai"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: IPv4-translated ::ffff:0:a.b.c.d addresses of "
-    "link-local/loopback pass the guard as public",
-)
 def test_an_ipv4_translated_address_is_refused():
     from pipeline.fetch import FetchRefused, Guard, check
 
@@ -274,11 +265,6 @@ def test_a_trickling_api_answer_is_cut_at_total(bad, write_recipe):
     assert read_manifest(first.manifest)["status"].tolist() == ["in_doubt"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: timeouts.total bounds the request and each "
-    "download separately; request + download together run past it",
-)
 def test_total_bounds_request_and_download_together(bad, write_recipe):
     text = json.dumps(answer(bad.url(IMG)))
     bad.script(GEN, Reply(200, text, trickle=2.4 / len(text)))
@@ -724,11 +710,6 @@ def test_a_link_planted_at_the_manifest_name_is_replaced_not_followed(bad, write
     assert victim.read_text() == "precious"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: input files are opened with O_NOFOLLOW on the "
-    "last component only; a symlinked folder in the path is followed",
-)
 def test_an_input_behind_a_symlinked_folder_is_not_read(emulator, write_recipe, tmp_path):
     from review_kit import cli
 

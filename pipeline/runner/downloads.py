@@ -17,6 +17,7 @@ from ..files import PathRefused
 from ..planner import Task
 from ..status import Status
 from ..store import Store, file_sha256
+from ..transport import Deadline
 from .context import RunContext
 
 #: image statuses the next visit tries to write again (from the store or the URL)
@@ -46,9 +47,14 @@ class Downloader:
                 img["status"] = Status.PENDING
         self.download_all(task, [r for r in rows if r["status"] == Status.PENDING])
 
-    def download_all(self, task: Task, rows: list[dict[str, Any]]) -> None:
-        """Write every pending image of `rows`, then record all outcomes in one commit."""
+    def download_all(self, task: Task, rows: list[dict[str, Any]], deadline: Deadline | None = None) -> None:
+        """Write every pending image of `rows`, then record all outcomes in one commit.
+
+        Every download shares `deadline` (the task's, started with its request): together
+        they get what is left of timeouts.total, never a fresh allowance each.
+        """
         ctx = self.ctx
+        deadline = deadline or Deadline(ctx.timeouts.total)
         updates: list[dict[str, Any]] = []
         ready: list[dict[str, Any]] = []
         stopped: StorageError | None = None
@@ -61,7 +67,7 @@ class Downloader:
                 updates.append(_not_saved(img, None, f"not written: {stopped}"))
                 continue
             try:
-                update = self._one(img)
+                update = self._one(img, deadline)
             except DownloadError as exc:
                 status = Status.DOWNLOAD_EXPIRED if isinstance(exc, DownloadExpired) else Status.FAILED
                 updates.append({"image_id": img["image_id"], "status": status, "error": str(exc)})
@@ -82,7 +88,7 @@ class Downloader:
         if stopped is not None:
             raise stopped
 
-    def _one(self, img: dict[str, Any]) -> dict[str, Any]:
+    def _one(self, img: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
         """Put one image in the store (from the store itself when it is there) and name it."""
         ctx = self.ctx
         sha = img.get("sha256")
@@ -92,7 +98,7 @@ class Downloader:
         else:
             if not img.get("url"):
                 raise DownloadError("no stored copy and no URL to download it from")
-            data = download.get(ctx.fetcher, img["url"], ctx.timeouts)
+            data = download.get(ctx.fetcher, img["url"], ctx.timeouts, deadline=deadline)
         _, width, height = download.verify(data)
         sha = self.store.put(data)
         try:

@@ -68,7 +68,7 @@ def input_images(ctx: RunContext, task: Task) -> dict[str, list[wire.InputImage]
                 url = img.get("url") if time.time() - (img.get("updated_at") or 0) < URL_FRESH_S else None
                 items.append(wire.InputImage(got.data, Path(img["file"]).name, got.content_type, url))
             elif ref.kind == "file":
-                got = read_image_file(ref.value, ref.digest)
+                got = read_image_file(ref.value, ref.digest, ref.root)
                 items.append(wire.InputImage(got.data, Path(ref.value).name, got.content_type))
             else:
                 got = fetch_input(ctx, ref.value)

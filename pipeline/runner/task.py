@@ -24,6 +24,7 @@ from ..journal import Answer
 from ..planner import Task
 from ..planner.rerun import reproduce_params
 from ..status import Status
+from ..transport import Deadline
 from .context import RunContext
 from .downloads import Downloader
 from .inputs import input_images, render_deferred
@@ -87,6 +88,7 @@ class TaskWorker:
         if reproduce:
             self._send_reproduce(task, endpoint, params, images, reproduce)
             return
+        deadline = Deadline(ctx.timeouts.total)  # the task's: its request and its downloads
         attempt_ids: list[int] = []
 
         def build() -> wire.WireRequest:
@@ -96,13 +98,13 @@ class TaskWorker:
             attempt_ids.append(ctx.journal.sending(task.id, ctx.run_id))
 
         try:
-            reply = ctx.client.call(endpoint, build, before_send)
+            reply = ctx.client.call(endpoint, build, before_send, deadline)
         except ApiError as exc:
             self._api_failed(task, exc, attempt_ids[-1] if attempt_ids else 0)
             return
         finally:
             ctx.out_of_flight(task)
-        self._record_reply(task, attempt_ids[-1], reply, params)
+        self._record_reply(task, attempt_ids[-1], reply, params, deadline)
 
     def _send_reproduce(
         self,
@@ -117,6 +119,7 @@ class TaskWorker:
         replies: list[Reply] = []
         items: list[wire.ResultImage] = []
         attempt_id = 0
+        deadline = Deadline(ctx.timeouts.total)  # the task's: every request and its downloads
         try:
             for rec in recorded:
                 p = reproduce_params(endpoint, params, rec)
@@ -129,7 +132,7 @@ class TaskWorker:
                 def before_send(n: int, ids: list[int] = ids) -> None:
                     ids.append(ctx.journal.sending(task.id, ctx.run_id))
 
-                reply = ctx.client.call(endpoint, build, before_send)
+                reply = ctx.client.call(endpoint, build, before_send, deadline)
                 attempt_id = ids[-1]
                 replies.append(reply)
                 items.extend(reply.result.images[:1] if reply.result else ())
@@ -148,7 +151,7 @@ class TaskWorker:
             "\n".join(r.text for r in replies),
             "; ".join(problems) or None,
         )
-        self._record_reply(task, attempt_id, joined, params)
+        self._record_reply(task, attempt_id, joined, params, deadline)
 
     def _api_failed(self, task: Task, exc: ApiError, attempt_id: int) -> None:
         ctx = self.ctx
@@ -171,7 +174,9 @@ class TaskWorker:
             raise exc
         ctx.note_failure()
 
-    def _record_reply(self, task: Task, attempt_id: int, reply: Reply, params: Mapping[str, Any]) -> None:
+    def _record_reply(
+        self, task: Task, attempt_id: int, reply: Reply, params: Mapping[str, Any], deadline: Deadline
+    ) -> None:
         """Journal the answer first (the transaction that ends `sending`), then download."""
         ctx = self.ctx
         try:
@@ -195,7 +200,7 @@ class TaskWorker:
             ctx.limit.success()
         if reply.problem:
             ctx.note_failure()
-        self.downloads.download_all(task, rows)
+        self.downloads.download_all(task, rows, deadline)
 
 
 def answer_rows(task: Task, reply: Reply) -> list[dict[str, Any]]:
