@@ -121,6 +121,36 @@ def test_server_values_are_stored_whatever_their_type(tmp_path):
         journal.close()
 
 
+def test_text_sqlite_cannot_hold_is_stored_with_a_replacement_character(tmp_path):
+    journal = Journal.open(tmp_path)
+    try:
+        journal.register(
+            [("t1", "hero", "generate", "1", 0.03, "{}"), ("t2", "hero", "generate", "2", 0.03, "{}")], ""
+        )
+        attempt = journal.sending("t1", "run-1")
+        img = {
+            "image_id": "i1",
+            "idx": 0,
+            "api_prompt": "\ud800 odd",
+            "url": "http://h/\udfff.png",
+            "file": "a.png",
+            "status": Status.PENDING,
+        }
+        journal.responded("t1", attempt, Answer("raw \ud800", {"prompt": "\ud800"}, "why \ud800"), [img])
+        state = journal.states(["t1"])["t1"]
+        assert state.status == Status.RESPONDED and journal.answered() == {"t1"}
+        assert (
+            state.images[0]["api_prompt"] == "\ufffd odd" and state.images[0]["url"] == "http://h/\ufffd.png"
+        )
+        assert journal.response("t1")["raw"] == "raw \ufffd"
+        second = journal.sending("t2", "run-1")
+        journal.attempt_failed("t2", second, "ServerError", 500, "boom \ud800", Status.IN_DOUBT)
+        assert journal.states(["t2"])["t2"].status == Status.IN_DOUBT
+        assert journal.states(["t2"])["t2"].error == "boom \ufffd"
+    finally:
+        journal.close()
+
+
 def test_doctor_restores_a_changed_file_from_the_store(tmp_path, capsys):
     journal = Journal.open(tmp_path)
     sha = Store(tmp_path).put(b"the paid image")

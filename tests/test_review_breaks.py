@@ -39,11 +39,6 @@ def bad():
 # == 1. never lose what was paid for / 2. never pay twice ===============================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a deeply nested 200 answer crashes the redactor "
-    "before it is journaled, so --retry-failed pays for it again",
-)
 def test_deeply_nested_200_answer_is_journaled_and_never_resent(bad, write_recipe):
     body = answer(bad.url(IMG))
     nested = "[" * 900 + "]" * 900
@@ -128,11 +123,6 @@ def test_the_key_echoed_by_the_server_is_redacted_everywhere(bad, write_recipe, 
         assert KEY[n : n + 8].encode() not in blob, KEY[n : n + 8]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: the raw answer is redacted as text before JSON "
-    "decoding, so a \\u-escaped key is stored in the journal intact",
-)
 def test_a_json_escaped_key_in_the_answer_is_not_stored(bad, write_recipe):
     escaped = "".join(f"\\u{ord(c):04x}" for c in KEY)
     text = json.dumps(answer(bad.url(IMG)))[:-1] + f', "note": "{escaped}"}}'
@@ -749,12 +739,6 @@ def test_an_input_behind_a_symlinked_folder_is_not_read(emulator, write_recipe, 
     assert done.returncode == 2, done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a lone UTF-16 surrogate (\\ud800) in a 200 "
-    "answer cannot be stored in SQLite; the answer is lost and --retry-failed "
-    "pays again",
-)
 @pytest.mark.parametrize("where", ["prompt", "url"])
 def test_a_lone_surrogate_in_a_200_answer_is_journaled_and_never_resent(bad, write_recipe, where):
     text = json.dumps(answer(bad.url(IMG), prompt="p"))
@@ -783,12 +767,6 @@ def test_a_nul_character_in_a_200_answer_is_kept(bad, write_recipe):
     assert posts(bad) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a lone surrogate in a 500's error text makes the "
-    "in_doubt record fail; the task is marked failed and --retry-failed resends "
-    "a request that may have been billed",
-)
 def test_a_500_with_a_lone_surrogate_stays_in_doubt(bad, write_recipe):
     bad.script(GEN, Reply(500, '{"error": "boom \\ud800"}'))
     path = write_recipe(ONE)
