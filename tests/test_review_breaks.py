@@ -339,12 +339,6 @@ def test_an_output_name_that_is_the_report_or_manifest_is_refused_or_kept(emulat
             assert file_sha256(result.out_dir / row.file) == row.sha256, row.file
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: output files are hard links to the store, so "
-    "editing an output in place (mogrify, r+b) corrupts the only stored copy; "
-    "once the URL expires the paid original is lost",
-)
 def test_editing_an_output_in_place_keeps_the_stored_original(bad, write_recipe):
     serve_one(bad)
     path = write_recipe(ONE)
