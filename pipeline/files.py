@@ -71,6 +71,22 @@ def write_atomic(dest: Path, data: bytes) -> None:
     write_under(dest.parent, dest.name, data)
 
 
+def sweep_temporaries(root: Path) -> int:
+    """Remove the writer's own leftover temporary files under `root` (after a killed run).
+
+    Only names `is_temp_name` matches are removed; links to folders are not followed.
+    Returns how many were removed.
+    """
+    removed = 0
+    for _, _, names, dir_fd in os.fwalk(root, follow_symlinks=False):
+        for name in names:
+            if is_temp_name(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=dir_fd)
+                    removed += 1
+    return removed
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a rename in `folder` durable (best effort where the OS does not allow it)."""
     with contextlib.suppress(OSError):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import StorageError
-from pipeline.files import PathRefused, copy_under, is_temp_name, temp_name, write_under
+from pipeline.files import PathRefused, copy_under, is_temp_name, sweep_temporaries, temp_name, write_under
 
 
 @pytest.fixture
@@ -110,3 +110,21 @@ def test_a_full_disk_is_a_storage_error_that_stops_the_run(tmp_path):
         assert [p.name for p in (mount / "big").iterdir()] == []  # no temp file left
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_the_sweep_removes_only_the_writers_own_leftovers(out, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    theirs = outside / temp_name("x.png")
+    theirs.write_bytes(b"not ours: behind a link")
+    (out / "link").symlink_to(outside, target_is_directory=True)
+    (out / "notes").mkdir()
+    user = [out / "notes" / ".draft.part", out / ".x.part", out / "notes" / ".a.ABCDEF12.part"]
+    for path in user:
+        path.write_text("a user's file")
+    ours = [out / temp_name("a.png"), out / "notes" / temp_name("b.png")]
+    for path in ours:
+        path.write_bytes(b"half an image")
+    assert sweep_temporaries(out) == 2
+    assert [p.exists() for p in ours] == [False, False]
+    assert all(p.exists() for p in user) and theirs.exists()

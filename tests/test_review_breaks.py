@@ -987,11 +987,6 @@ def test_rerun_where_cannot_print_the_key(finished_run, tmp_path):
     assert KEY[:10] not in done.stderr + done.stdout and KEY[-10:] not in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: every run deletes any file named .*.part anywhere "
-    "under output.dir, not only its own temporary files (.<name>.<8 hex>.part)",
-)
 def test_a_run_leaves_files_that_are_not_its_own_temporaries(bad, write_recipe, tmp_path):
     serve_one(bad)
     mine = tmp_path / "out" / "notes" / ".draft.part"
@@ -999,6 +994,24 @@ def test_a_run_leaves_files_that_are_not_its_own_temporaries(bad, write_recipe, 
     mine.write_text("a user's file, not ideopipe's")
     api.run_file(write_recipe(ONE), options(bad.base_url))
     assert mine.exists()
+
+
+def test_after_a_killed_run_the_sweep_leaves_files_that_are_not_its_own(bad, write_recipe, tmp_path):
+    import sqlite3
+    from contextlib import closing
+
+    serve_one(bad)
+    path = write_recipe(ONE)
+    first = api.run_file(path, options(bad.base_url))
+    with closing(sqlite3.connect(first.out_dir / ".ideopipe" / "state.db")) as conn, conn:
+        conn.execute("UPDATE runs SET status='running'")  # as a kill -9 leaves it
+    mine = first.out_dir / "notes" / ".draft.part"
+    mine.parent.mkdir()
+    mine.write_text("a user's file, not ideopipe's")
+    stale = first.out_dir / ".hero.png.0123abcd.part"
+    stale.write_bytes(b"half an image")
+    api.run_file(path, options(bad.base_url))
+    assert mine.exists() and not stale.exists()
 
 
 @pytest.fixture
