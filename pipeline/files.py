@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from .errors import StorageError
+from .errors import PathError, StorageError
 
 #: errors of the disk itself: the run stops (nothing more can be written)
 DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
@@ -69,6 +69,27 @@ def write_atomic(dest: Path, data: bytes) -> None:
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_under(dest.parent, dest.name, data)
+
+
+def own_folder(root: Path, name: str) -> int:
+    """Open (creating) the folder `root/name` without following a link; its descriptor.
+
+    For ideopipe's own state (`.ideopipe`): a link planted there would send the journal
+    and the run lock elsewhere, so a link, or anything not a folder, is refused (exit 2).
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)  # the folder the user named (trusted)
+    where = root / name
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(where, 0o777)
+    try:
+        return os.open(where, _DIR_FLAGS)
+    except OSError as exc:
+        what = "a symbolic link" if where.is_symlink() else "not a folder"
+        raise PathError(
+            f"{where} is {what}: ideopipe keeps its journal only in a real folder inside "
+            "the output folder, so remove it (or choose another output.dir or --out)"
+        ) from exc
 
 
 def sweep_temporaries(root: Path) -> int:

@@ -15,13 +15,15 @@ import fcntl
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from .errors import JournalCorrupt, RunLocked, StorageError
+from .errors import JournalCorrupt, PathError, RunLocked, StorageError
+from .files import own_folder
 from .journal_read import Answer, JournalReader, TaskState, files_intact
 from .journal_schema import SCHEMA_VERSION, RunStatus, image_cells, prepare, recovery
 from .scrub import storable_value
@@ -65,9 +67,17 @@ class _Writer(JournalReader):
     @classmethod
     def open(cls: type[_W], out_dir: Path) -> _W:
         """Open for a run: take the directory's lock, create or migrate the schema."""
-        state = Path(out_dir) / ".ideopipe"
-        state.mkdir(parents=True, exist_ok=True)
-        fd = os.open(state / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        state = own_folder(out_dir, ".ideopipe")  # never through a planted link
+        try:
+            for name in ("state.db", "state.db-wal", "state.db-shm"):
+                if _is_link(state, name):
+                    raise PathError(
+                        f"{Path(out_dir) / '.ideopipe' / name} is a symbolic link: ideopipe "
+                        "writes its journal only to a real file, so remove the link"
+                    )
+            fd = os.open("lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644, dir_fd=state)
+        finally:
+            os.close(state)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -167,6 +177,13 @@ class _Storable:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
+
+
+def _is_link(folder: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _cleaned(args: Any) -> Any:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.errors import PathError
 from pipeline.journal import SCHEMA_VERSION, Answer, Journal, JournalCorrupt
 from pipeline.status import Status
 from pipeline.store import Store
@@ -88,6 +89,27 @@ def test_a_corrupt_journal_says_how_to_recover(tmp_path, capsys):
     assert "a new empty journal" in capsys.readouterr().out
     Journal.open(tmp_path).close()  # usable again
     assert list(db(tmp_path).parent.glob("state.db.broken-*"))
+
+
+@pytest.mark.parametrize("planted", [".ideopipe", ".ideopipe/state.db", ".ideopipe/state.db-wal"])
+def test_a_planted_link_in_the_state_folder_is_refused_before_anything_is_written(tmp_path, planted):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out = tmp_path / "out"
+    (out / ".ideopipe").mkdir(parents=True)
+    if planted == ".ideopipe":
+        (out / ".ideopipe").rmdir()
+    (out / planted).symlink_to(outside / "x" if "db" in planted else outside)
+    with pytest.raises(PathError, match=r"is a symbolic link: .*remove") as caught:
+        Journal.open(out)
+    assert caught.value.exit_code == 2 and list(outside.iterdir()) == []
+    assert not (out / ".ideopipe" / "lock").exists()  # the lock is not touched either
+
+
+def test_a_state_folder_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / ".ideopipe").write_text("not a folder")
+    with pytest.raises(PathError, match="is not a folder"):
+        Journal.open(tmp_path)
 
 
 def test_server_values_are_stored_whatever_their_type(tmp_path):

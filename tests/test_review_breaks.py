@@ -663,10 +663,6 @@ def test_a_malformed_lock_entry_is_refused_with_exit_2(emulator, write_recipe, t
 # == 4c. writes never follow planted links ==================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a planted <out>/.ideopipe symlink sends the journal and the run lock outside output.dir",
-)
 def test_a_planted_state_folder_link_redirects_no_write(emulator, write_recipe, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
