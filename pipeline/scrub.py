@@ -18,8 +18,10 @@ from typing import Any
 Redact = Callable[[str], str]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: an escape that decodes to a printable ASCII character (what a key is made of)
+_MAY_HIDE = re.compile(r'\\(?:u00[2-7][0-9a-fA-F]|[/\\"])')
 #: a JSON string literal, or an unterminated one up to the end: one linear pass over any text
-_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\Z)', re.DOTALL)
+_LITERAL = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\Z)', re.DOTALL)
 
 
 def storable(text: str) -> str:
@@ -39,12 +41,12 @@ def storable_value(value: Any) -> Any:
 def redact_text(text: str, redact: Redact) -> str:
     """`text` with the key removed as written and as each JSON string in it decodes."""
     text = redact(text)
-    if "\\" not in text:
+    if not _MAY_HIDE.search(text):  # no escape can stand for a character of a key
         return text
 
     def one(match: re.Match[str]) -> str:
         literal = match.group(0)
-        if "\\" not in literal:
+        if not _MAY_HIDE.search(literal):
             return literal
         try:
             value = json.loads(literal)
