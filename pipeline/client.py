@@ -37,6 +37,7 @@ from .errors import (
 )
 from .ops import Endpoint
 from .providers import ApiKey, Provider, origin
+from .scrub import redact_text, redact_tree
 from .transport import POOL_CLASSES, BodyBroken, BodyTooLarge, Deadline, Timeouts, TimeUp, bounded
 from .transport import read_body as _read_body
 
@@ -162,7 +163,12 @@ class Client:
             except ApiError as exc:
                 self._backoff(exc, attempt, deadline)
                 continue
-            return self._answer(endpoint, resp, attempt, time.monotonic() - sent_at)
+            latency = time.monotonic() - sent_at
+            try:
+                return self._answer(endpoint, resp, attempt, latency)
+            except Exception as exc:  # a 200 ran and was billed: never a resend, whatever broke
+                why = f"the answer could not be read ({type(exc).__name__})"
+                return Reply(None, None, attempt, latency, resp.text, why)
 
     def _answer(self, endpoint: Endpoint, resp: Answer, attempts: int, latency: float) -> Reply:
         """A 200: keep the raw text (key redacted) always; parse it without ever raising."""
@@ -215,13 +221,31 @@ class Client:
             raise OutcomeUnknown(self.redact(f"no answer within {timeout[1]:.0f} s")) from exc
         except (requests.RequestException, ValueError) as exc:
             raise OutcomeUnknown(self.redact(f"request failed: {_reason(exc)}")) from exc
-        text = _body_text(data, resp.encoding)
-        return Answer(resp.status_code, resp.headers, self.redact(text), *self._parse(text))
+        return self._read(resp.status_code, resp.headers, data, resp.encoding)
 
     def _lost(self, exc: BaseException, deadline: Deadline) -> str:
         if deadline.expired():
             return f"no whole answer within {deadline.seconds:g} s (timeouts.total)"
         return self.redact(f"connection lost after sending: {_reason(exc)}")
+
+    def _read(self, code: int, headers: Mapping[str, str], data: bytes, encoding: str | None) -> Answer:
+        """The answer as kept: text and parsed body with the key redacted; never raises.
+
+        The text is redacted as written and inside every JSON string once decoded, so a
+        key the server sent as \\u escapes is not kept either.
+        """
+        text = ""
+        try:
+            text = _body_text(data, encoding)
+            body, problem = self._parse(text)
+            return Answer(code, headers, redact_text(text, self.redact), body, problem)
+        except Exception as exc:  # whatever the body holds, the status still counts
+            why = f"the answer could not be read ({type(exc).__name__})"
+            try:
+                kept = self.redact(text)
+            except Exception:
+                kept = ""
+            return Answer(code, headers, kept, None, why)
 
     def _parse(self, text: str) -> tuple[Any, str | None]:
         """(the JSON body with the key redacted in every string, None), or (None, why not)."""
@@ -229,7 +253,7 @@ class Client:
             body = json.loads(text, parse_int=_int_or_text)
         except (ValueError, RecursionError) as exc:
             return None, self.redact(f"the answer is not JSON ({type(exc).__name__}: {exc})")[:300]
-        return _redact_strings(body, self.redact), None
+        return redact_tree(body, self.redact), None
 
     def _raise_for(self, resp: Answer) -> None:
         code = resp.status
@@ -320,16 +344,6 @@ def _int_or_text(digits: str) -> int | str:
     return int(digits) if len(digits.lstrip("-")) <= MAX_INT_DIGITS else digits
 
 
-def _redact_strings(value: Any, redact: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [_redact_strings(v, redact) for v in value]
-    if isinstance(value, dict):
-        return {redact(k): _redact_strings(v, redact) for k, v in value.items()}
-    return value
-
-
 def _never_sent(exc: requests.ConnectionError) -> bool:
     """True when urllib3 failed to open the connection, so no byte of the request left."""
     import urllib3.exceptions as u3
@@ -354,7 +368,7 @@ def _body_text(data: bytes, encoding: str | None) -> str:
     """The body as text, whatever its encoding claims (undecodable bytes replaced)."""
     try:
         return data.decode(encoding or "utf-8", errors="replace")
-    except LookupError:  # a charset Python does not know
+    except (LookupError, ValueError):  # a charset Python does not know, or an odd codec
         return data.decode("utf-8", errors="replace")
 
 

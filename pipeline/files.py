@@ -5,26 +5,32 @@ descriptor with O_NOFOLLOW | O_DIRECTORY, so a symbolic link planted at any mome
 during a run) can never redirect a write outside the output folder. The bytes go to a
 temporary file beside the target (created with the user's umask, 0644 typically), are
 fsynced, renamed over the target, and the folder is fsynced: a crash never leaves a
-partial file at the final name.
+partial file at the final name. An output made from another file is a copy (a reflink
+where the file system can), never a hard link, so editing it cannot change the source.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
+import re
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from .errors import StorageError
+from .errors import PathError, StorageError
 
 #: errors of the disk itself: the run stops (nothing more can be written)
 DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 TEMP_SUFFIX_LEN = len(".part") + 1 + 8 + 1  # ".<name>.<8 hex>.part"
+#: the guarded writer's temporary names, and only those: ".<name>.<8 hex>.part"
+TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.part", re.DOTALL)
+_FICLONE = 0x40049409  # Linux ioctl: share the source's blocks (btrfs, XFS, bcachefs)
 
 
 class PathRefused(StorageError):
@@ -33,46 +39,29 @@ class PathRefused(StorageError):
 
 def write_under(root: Path, rel: str, data: bytes) -> Path:
     """Write `data` to `root/rel` atomically, never following a link; returns the path."""
-    with _parent_fd(root, rel) as (fd, name):
-        tmp = _temp_name(name)
-        try:
-            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666, dir_fd=fd)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(out, view) :]
-                os.fsync(out)
-            finally:
-                os.close(out)
-            os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=fd)
-            raise _refused(root, rel, exc) from exc
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    return Path(root) / rel
+
+    def fill(out: int) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(out, view) :]
+
+    return _replace(root, rel, fill)
 
 
-def link_under(root: Path, rel: str, source: Path) -> Path:
-    """Make `root/rel` the same file as `source` (a hard link, or a copy where links fail)."""
-    with _parent_fd(root, rel) as (fd, name):
-        tmp = _temp_name(name)
-        try:
-            os.link(source, tmp, dst_dir_fd=fd, follow_symlinks=False)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
-                raise _refused(root, rel, exc) from exc
-            return write_under(root, rel, Path(source).read_bytes())
-        try:
-            os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=fd)
-            raise _refused(root, rel, exc) from exc
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    return Path(root) / rel
+def copy_under(root: Path, rel: str, source: Path) -> Path:
+    """Make `root/rel` a copy of `source` (a reflink where the file system shares blocks).
+
+    Never a hard link: a tool that rewrites an output in place must not be able to
+    change the source (the store's paid original).
+    """
+    try:
+        src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise _refused(root, rel, exc) from exc
+    try:
+        return _replace(root, rel, lambda out: _clone(src, out))
+    finally:
+        os.close(src)
 
 
 def open_under(root: Path, rel: str, flags: int) -> int:
@@ -86,6 +75,43 @@ def write_atomic(dest: Path, data: bytes) -> None:
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     write_under(dest.parent, dest.name, data)
+
+
+def own_folder(root: Path, name: str) -> int:
+    """Open (creating) the folder `root/name` without following a link; its descriptor.
+
+    For ideopipe's own state (`.ideopipe`): a link planted there would send the journal
+    and the run lock elsewhere, so a link, or anything not a folder, is refused (exit 2).
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)  # the folder the user named (trusted)
+    where = root / name
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(where, 0o777)
+    try:
+        return os.open(where, _DIR_FLAGS)
+    except OSError as exc:
+        what = "a symbolic link" if where.is_symlink() else "not a folder"
+        raise PathError(
+            f"{where} is {what}: ideopipe keeps its journal only in a real folder inside "
+            "the output folder, so remove it (or choose another output.dir or --out)"
+        ) from exc
+
+
+def sweep_temporaries(root: Path) -> int:
+    """Remove the writer's own leftover temporary files under `root` (after a killed run).
+
+    Only names `is_temp_name` matches are removed; links to folders are not followed.
+    Returns how many were removed.
+    """
+    removed = 0
+    for _, _, names, dir_fd in os.fwalk(root, follow_symlinks=False):
+        for name in names:
+            if is_temp_name(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=dir_fd)
+                    removed += 1
+    return removed
 
 
 def fsync_dir(folder: Path) -> None:
@@ -137,8 +163,59 @@ def _parent_fd(root: Path, rel: str, create: bool = True) -> Iterator[tuple[int,
         os.close(fd)
 
 
-def _temp_name(name: str) -> str:
+def _replace(root: Path, rel: str, fill: Callable[[int], None]) -> Path:
+    """Fill a new temporary file beside `root/rel`, fsync it, and rename it over the name."""
+    with _parent_fd(root, rel) as (fd, name):
+        tmp = temp_name(name)
+        try:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666, dir_fd=fd)
+            try:
+                fill(out)
+                os.fsync(out)
+            finally:
+                os.close(out)
+            os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=fd)
+            raise _refused(root, rel, exc) from exc
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    return Path(root) / rel
+
+
+def _clone(src: int, out: int) -> None:
+    """Copy a whole file: a reflink (FICLONE), else an in-kernel copy, else read and write."""
+    with contextlib.suppress(OSError):
+        fcntl.ioctl(out, _FICLONE, src)
+        return
+    size = os.fstat(src).st_size
+    done = 0
+    with contextlib.suppress(OSError, AttributeError):  # not on this kernel or file system
+        while done < size:
+            step = os.copy_file_range(src, out, size - done, done, done)
+            if step == 0:
+                break
+            done += step
+    while True:
+        chunk = os.pread(src, 1 << 20, done)
+        if not chunk:
+            break
+        view = memoryview(chunk)
+        while view:
+            step = os.pwrite(out, view, done)
+            view = view[step:]
+            done += step
+
+
+def temp_name(name: str) -> str:
+    """The temporary name a write of `name` goes through (TEMP_NAME matches it)."""
     return f".{name}.{uuid.uuid4().hex[:8]}.part"
+
+
+def is_temp_name(name: str) -> bool:
+    """True for a name the guarded writer uses while writing (a leftover after a kill)."""
+    return TEMP_NAME.fullmatch(name) is not None
 
 
 def _is_link(fd: int, name: str) -> bool:

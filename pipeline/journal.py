@@ -15,15 +15,18 @@ import fcntl
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from .errors import JournalCorrupt, RunLocked, StorageError
+from .errors import JournalCorrupt, PathError, RunLocked, StorageError
+from .files import own_folder
 from .journal_read import Answer, JournalReader, TaskState, files_intact
 from .journal_schema import SCHEMA_VERSION, RunStatus, image_cells, prepare, recovery
+from .scrub import storable_value
 from .status import Status
 from .store import file_sha256
 
@@ -64,9 +67,17 @@ class _Writer(JournalReader):
     @classmethod
     def open(cls: type[_W], out_dir: Path) -> _W:
         """Open for a run: take the directory's lock, create or migrate the schema."""
-        state = Path(out_dir) / ".ideopipe"
-        state.mkdir(parents=True, exist_ok=True)
-        fd = os.open(state / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        state = own_folder(out_dir, ".ideopipe")  # never through a planted link
+        try:
+            for name in ("state.db", "state.db-wal", "state.db-shm"):
+                if _is_link(state, name):
+                    raise PathError(
+                        f"{Path(out_dir) / '.ideopipe' / name} is a symbolic link: ideopipe "
+                        "writes its journal only to a real file, so remove the link"
+                    )
+            fd = os.open("lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644, dir_fd=state)
+        finally:
+            os.close(state)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -128,12 +139,16 @@ class _Writer(JournalReader):
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One transaction; a full or failing disk becomes StorageError (nothing half-written)."""
+        """One transaction; a full or failing disk becomes StorageError (nothing half-written).
+
+        Every value bound inside it passes through `scrub.storable`, so no text a server
+        sent (a lone surrogate included) can make a write fail.
+        """
         with self.mutex:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
                 try:
-                    yield self.conn
+                    yield cast(sqlite3.Connection, _Storable(self.conn))
                 except BaseException:
                     if self.conn.in_transaction:
                         self.conn.execute("ROLLBACK")
@@ -144,6 +159,47 @@ class _Writer(JournalReader):
                     with contextlib.suppress(sqlite3.Error):
                         self.conn.execute("ROLLBACK")
                 raise StorageError(f"the journal could not be written: {exc}") from exc
+
+
+class _Storable:
+    """A connection whose execute and executemany make every bound value storable."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+
+    def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        """As sqlite3.Connection.execute, with the values cleaned."""
+        return self._conn.execute(sql, _cleaned(args))
+
+    def executemany(self, sql: str, rows: Iterable[Any]) -> sqlite3.Cursor:
+        """As sqlite3.Connection.executemany, with every row's values cleaned."""
+        return self._conn.executemany(sql, (_cleaned(r) for r in rows))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def _is_link(folder: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _cleaned(args: Any) -> Any:
+    if isinstance(args, Mapping):
+        return {k: storable_value(v) for k, v in args.items()}
+    return tuple(storable_value(v) for v in args)
+
+
+def _json(value: Any) -> str | None:
+    """Decoded JSON as text again, or None when it cannot be (the raw text is kept anyway)."""
+    if value is None:
+        return None
+    try:
+        return json.dumps(value, default=str)
+    except (ValueError, TypeError, RecursionError):
+        return None
 
 
 class Journal(_Writer):
@@ -250,7 +306,7 @@ class Journal(_Writer):
         """End `sending`: record the answer (raw and parsed), the parameters as sent, and
         the images it announced, in one transaction. Whatever the server sent is stored."""
         now = time.time()
-        body = json.dumps(answer.body, default=str) if answer.body is not None else None
+        body = _json(answer.body)
         with self._tx() as c:
             c.execute(
                 "UPDATE attempts SET finished_at=?, status=?, http_status=200,"

@@ -1,10 +1,11 @@
 """The content-addressed store: every downloaded image, kept under its sha256.
 
 `<out>/.ideopipe/objects/ab/cdef…` holds each image the provider returned, whichever
-request produced it. Output names are materialised from it with a hard link (a copy where
-links fail), so a changed request never destroys an earlier paid image: reverting an edit
-brings the earlier images back at $0, with no request. `gc` removes the objects no task
-of the journal references.
+request produced it. Output names are materialised from it as copies (reflinks where the
+file system shares blocks), never hard links: editing an output in place leaves the paid
+original intact. A changed request never destroys an earlier paid image: reverting an
+edit brings the earlier images back at $0, with no request. `gc` removes the objects no
+task of the journal references.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import link_under, write_under
+from .files import copy_under, write_under
 
 OBJECTS = ".ideopipe/objects"
 
@@ -56,8 +57,8 @@ class Store:
         return file_sha256(path) == sha256
 
     def materialise(self, sha256: str, rel: str) -> Path:
-        """Make the output name `rel` the stored image `sha256`."""
-        return link_under(self.out_dir, rel, self.path(sha256))
+        """Make the output name `rel` a copy of the stored image `sha256` (the object stays intact)."""
+        return copy_under(self.out_dir, rel, self.path(sha256))
 
     def objects(self) -> Iterable[tuple[str, Path]]:
         """Every stored object as (sha256, path)."""

@@ -393,3 +393,67 @@ def test_absurd_timeouts_are_refused(values):
     assert check_timeouts(values)
     with pytest.raises(InputError, match="timeouts"):
         Timeouts(**values)
+
+
+# -- 2b. a 200 is kept whatever it holds; the key is hidden however it is written ------------
+
+
+def _reply(bad: BadServer, text: str, **headers: str):
+    bad.script(PATH, Reply(200, text, {"Content-Type": "application/json", **headers}))
+    c = client(bad)
+    assert ENDPOINT is not None
+    return c.call(ENDPOINT, lambda: wire.WireRequest(c.provider.url(PATH), fields=[("p", "p")]))
+
+
+@pytest.mark.parametrize("depth", [900, 50_000])
+def test_a_deeply_nested_200_is_a_reply_never_an_exception(bad, depth):
+    text = '{"created": "now", "data": [], "x": ' + "[" * depth + "]" * depth + "}"
+    reply = _reply(bad, text)
+    assert reply.text == text and len(bad.seen) == 1  # kept whole, sent once
+    assert reply.result is not None or reply.problem  # usable, or recorded with why not
+
+
+def test_redaction_walks_any_depth_without_recursion():
+    from pipeline.scrub import redact_tree
+
+    deep: list = [KEY]
+    for _ in range(100_000):
+        deep = [deep]
+    out = redact_tree({KEY: deep}, ApiKey(KEY).redact)
+    assert list(out) == ["***"]
+    inner = out["***"]
+    while isinstance(inner[0], list):
+        inner = inner[0]
+    assert inner == ["***"]
+
+
+@pytest.mark.parametrize(
+    "escaped",
+    [
+        "".join(f"\\u{ord(c):04x}" for c in KEY),  # every character escaped
+        KEY[:6] + "".join(f"\\u{ord(c):04x}" for c in KEY[6:12]) + KEY[12:],  # a few
+        KEY[:10] + "\\/" + KEY[10:],  # an escaped solidus splitting it
+    ],
+)
+def test_a_key_written_as_json_escapes_is_not_kept(bad, escaped):
+    import json
+
+    text = json.dumps({"created": "now", "data": [IMAGE]})[:-1] + f', "note": "{escaped}"}}'
+    reply = _reply(bad, text)
+    assert not leaks(json.loads(reply.text)["note"]) and not leaks(repr(reply.body))
+    assert json.loads(reply.text)["data"][0]["seed"] == 7  # the rest is kept as sent
+
+
+def test_an_escaped_key_in_text_that_is_not_json_is_hidden_too():
+    from pipeline.scrub import redact_text
+
+    escaped = "".join(f"\\u{ord(c):04x}" for c in KEY)
+    out = redact_text(f'<html>"{escaped}" and "unterminated {escaped}', ApiKey(KEY).redact)
+    assert escaped not in out and out.startswith("<html>")
+
+
+def test_a_body_in_an_unknown_codec_is_still_a_reply(bad):
+    reply = _reply(
+        bad, '{"created": "now", "data": []}', **{"Content-Type": "application/json; charset=idna"}
+    )
+    assert len(bad.seen) == 1 and (reply.result is not None or reply.problem)

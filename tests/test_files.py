@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import stat
 import subprocess
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import StorageError
-from pipeline.files import PathRefused, link_under, write_under
+from pipeline.files import PathRefused, copy_under, is_temp_name, sweep_temporaries, temp_name, write_under
 
 
 @pytest.fixture
@@ -58,7 +60,7 @@ def test_a_link_planted_between_check_and_write_is_not_followed(out, tmp_path):
     with pytest.raises(PathRefused, match="symbolic link"):
         write_under(out, "hero/2.png", b"second")
     with pytest.raises(PathRefused, match="symbolic link"):
-        link_under(out, "hero/3.png", out / "hero" / "..")
+        copy_under(out, "hero/3.png", out / "hero" / "..")
     assert list(outside.iterdir()) == []
 
 
@@ -71,17 +73,27 @@ def test_a_link_at_the_final_name_is_replaced_not_followed(out, tmp_path):
     assert not (out / "img.png").is_symlink() and (out / "img.png").read_bytes() == b"image"
 
 
-def test_hard_link_shares_the_file_and_copy_is_the_fallback(out, monkeypatch):
-    source = write_under(out, ".ideopipe/objects/ab/cd", b"bytes")
-    linked = link_under(out, "one.png", source)
-    assert linked.stat().st_ino == source.stat().st_ino
+@pytest.mark.parametrize("fails", [(), ("ioctl",), ("ioctl", "copy_file_range")])
+def test_copy_never_shares_the_file_whichever_way_it_copies(out, monkeypatch, fails):
+    data = bytes(range(256)) * 9000  # over one read chunk
+    source = write_under(out, ".ideopipe/objects/ab/cd", data)
 
-    def no_links(*args, **kwargs):
-        raise OSError(18, "Invalid cross-device link")  # EXDEV: another file system
+    def unsupported(*args, **kwargs):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
 
-    monkeypatch.setattr(os, "link", no_links)
-    copied = link_under(out, "two.png", source)
-    assert copied.read_bytes() == b"bytes" and copied.stat().st_ino != source.stat().st_ino
+    for name in fails:
+        monkeypatch.setattr(fcntl if name == "ioctl" else os, name, unsupported)
+    copied = copy_under(out, "one.png", source)
+    assert copied.read_bytes() == data
+    assert copied.stat().st_ino != source.stat().st_ino and source.stat().st_nlink == 1
+    assert [p.name for p in out.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_only_the_writers_own_temporary_names_match():
+    name = temp_name("hero.png")
+    assert is_temp_name(name) and name.startswith(".hero.png.")
+    for other in (".draft.part", ".hero.png.part", ".x.1234567.part", ".x.ABCDEF12.part", "x.12345678.part"):
+        assert not is_temp_name(other), other
 
 
 def test_a_full_disk_is_a_storage_error_that_stops_the_run(tmp_path):
@@ -98,3 +110,21 @@ def test_a_full_disk_is_a_storage_error_that_stops_the_run(tmp_path):
         assert [p.name for p in (mount / "big").iterdir()] == []  # no temp file left
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_the_sweep_removes_only_the_writers_own_leftovers(out, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    theirs = outside / temp_name("x.png")
+    theirs.write_bytes(b"not ours: behind a link")
+    (out / "link").symlink_to(outside, target_is_directory=True)
+    (out / "notes").mkdir()
+    user = [out / "notes" / ".draft.part", out / ".x.part", out / "notes" / ".a.ABCDEF12.part"]
+    for path in user:
+        path.write_text("a user's file")
+    ours = [out / temp_name("a.png"), out / "notes" / temp_name("b.png")]
+    for path in ours:
+        path.write_bytes(b"half an image")
+    assert sweep_temporaries(out) == 2
+    assert [p.exists() for p in ours] == [False, False]
+    assert all(p.exists() for p in user) and theirs.exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.errors import PathError
 from pipeline.journal import SCHEMA_VERSION, Answer, Journal, JournalCorrupt
 from pipeline.status import Status
 from pipeline.store import Store
@@ -90,6 +91,27 @@ def test_a_corrupt_journal_says_how_to_recover(tmp_path, capsys):
     assert list(db(tmp_path).parent.glob("state.db.broken-*"))
 
 
+@pytest.mark.parametrize("planted", [".ideopipe", ".ideopipe/state.db", ".ideopipe/state.db-wal"])
+def test_a_planted_link_in_the_state_folder_is_refused_before_anything_is_written(tmp_path, planted):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out = tmp_path / "out"
+    (out / ".ideopipe").mkdir(parents=True)
+    if planted == ".ideopipe":
+        (out / ".ideopipe").rmdir()
+    (out / planted).symlink_to(outside / "x" if "db" in planted else outside)
+    with pytest.raises(PathError, match=r"is a symbolic link: .*remove") as caught:
+        Journal.open(out)
+    assert caught.value.exit_code == 2 and list(outside.iterdir()) == []
+    assert not (out / ".ideopipe" / "lock").exists()  # the lock is not touched either
+
+
+def test_a_state_folder_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / ".ideopipe").write_text("not a folder")
+    with pytest.raises(PathError, match="is not a folder"):
+        Journal.open(tmp_path)
+
+
 def test_server_values_are_stored_whatever_their_type(tmp_path):
     journal = Journal.open(tmp_path)
     try:
@@ -117,6 +139,36 @@ def test_server_values_are_stored_whatever_their_type(tmp_path):
         assert img["seed"] is None and img["api_prompt"] == '["a", "list"]'
         assert img["is_image_safe"] is None and img["resolution"] == "1024"
         assert journal.response("t1")["raw"] == '{"seed": 1180591620717411303424}'
+    finally:
+        journal.close()
+
+
+def test_text_sqlite_cannot_hold_is_stored_with_a_replacement_character(tmp_path):
+    journal = Journal.open(tmp_path)
+    try:
+        journal.register(
+            [("t1", "hero", "generate", "1", 0.03, "{}"), ("t2", "hero", "generate", "2", 0.03, "{}")], ""
+        )
+        attempt = journal.sending("t1", "run-1")
+        img = {
+            "image_id": "i1",
+            "idx": 0,
+            "api_prompt": "\ud800 odd",
+            "url": "http://h/\udfff.png",
+            "file": "a.png",
+            "status": Status.PENDING,
+        }
+        journal.responded("t1", attempt, Answer("raw \ud800", {"prompt": "\ud800"}, "why \ud800"), [img])
+        state = journal.states(["t1"])["t1"]
+        assert state.status == Status.RESPONDED and journal.answered() == {"t1"}
+        assert (
+            state.images[0]["api_prompt"] == "\ufffd odd" and state.images[0]["url"] == "http://h/\ufffd.png"
+        )
+        assert journal.response("t1")["raw"] == "raw \ufffd"
+        second = journal.sending("t2", "run-1")
+        journal.attempt_failed("t2", second, "ServerError", 500, "boom \ud800", Status.IN_DOUBT)
+        assert journal.states(["t2"])["t2"].status == Status.IN_DOUBT
+        assert journal.states(["t2"])["t2"].error == "boom \ufffd"
     finally:
         journal.close()
 

@@ -225,6 +225,23 @@ def test_an_internal_error_after_the_answer_never_resends(emulator, write_recipe
     assert second.exit_code == 0 and set(read_manifest(second.manifest)["status"]) == {"ok"}
 
 
+def test_a_local_error_after_sending_leaves_the_task_in_doubt_never_failed(odd, write_recipe, monkeypatch):
+    from pipeline.journal import Journal
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug between the answer and the journal")
+
+    monkeypatch.setattr(Journal, "responded", broken)
+    odd.answer = json.dumps({"created": "now", "data": [{"url": f"{odd.url}/i.png", "seed": 1}]}).encode()
+    path = write_recipe(ONE)
+    first = api.run_file(path, options(odd.url))
+    assert odd.posts == 1
+    assert journal_rows(first.out_dir, "SELECT status FROM tasks") == [("in_doubt",)]  # it may be billed
+    monkeypatch.undo()
+    api.run_file(path, options(odd.url, retry_failed=True))
+    assert odd.posts == 1  # --retry-failed never re-sends a request that left
+
+
 def test_a_link_planted_during_the_run_redirects_nothing(emulator, write_recipe, tmp_path):
     emulator.configure(latency_ms=600)
     path = write_recipe(RECIPE)

@@ -1,4 +1,4 @@
-"""The content-addressed store: keyed by sha256, materialised by link, collected by gc."""
+"""The content-addressed store: keyed by sha256, materialised by copy, collected by gc."""
 
 from __future__ import annotations
 
@@ -27,14 +27,18 @@ def test_has_verifies_the_bytes_when_asked(tmp_path: Path):
     assert not store.has(None) and not store.has("abc")
 
 
-def test_materialise_links_the_output_name_to_the_object(tmp_path: Path):
+def test_materialise_copies_the_object_so_editing_the_output_keeps_it(tmp_path: Path):
     store = Store(tmp_path)
     sha = store.put(b"picture")
     (tmp_path / "1").mkdir()
     (tmp_path / "1" / "hero.png").write_bytes(b"a newer, different picture")
     path = store.materialise(sha, "1/hero.png")
     assert path.read_bytes() == b"picture"
-    assert path.stat().st_ino == store.path(sha).stat().st_ino
+    assert path.stat().st_ino != store.path(sha).stat().st_ino and path.stat().st_nlink == 1
+    with open(path, "r+b") as f:  # an in-place edit, as mogrify does
+        f.write(b"PAINT")
+    assert store.has(sha, verify=True)  # the paid original is untouched
+    assert store.materialise(sha, "1/hero.png").read_bytes() == b"picture"
 
 
 def test_gc_lists_then_removes_only_unreferenced_objects(tmp_path: Path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ..errors import BudgetExceeded
+from ..files import sweep_temporaries
 from ..journal import TaskState, files_intact
 from ..journal_schema import RunStatus
 from ..status import Status
@@ -24,8 +25,7 @@ def reconcile(ctx: RunContext, sched: Scheduler) -> list[str]:
     o, j = ctx.o, ctx.journal
     killed = [r["run_id"] for r in j.runs() if r["status"] == RunStatus.RUNNING]
     if killed:  # we hold the lock, so these processes died: sweep their unfinished writes
-        for stale in ctx.out_dir.rglob(".*.part"):
-            stale.unlink(missing_ok=True)
+        sweep_temporaries(ctx.out_dir)
         j.mark_runs(killed, RunStatus.KILLED)
     known = j.known_tasks()
     j.register(

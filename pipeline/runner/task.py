@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -47,15 +48,32 @@ class TaskWorker:
             else:
                 self.send(task)
         except (StorageError, AuthError, PaymentError) as exc:
-            self._keep_paid(task, f"not written: {exc}")
+            with contextlib.suppress(StorageError):  # the disk may refuse this write too
+                self._settle(task, f"not written: {exc}", None)
             ctx.stop(str(exc))
         except Exception as exc:  # a bug must not lose the journal: record it on the task
             why = f"internal error: {type(exc).__name__}: {ctx.redact(str(exc))}"
             try:
-                if not self._keep_paid(task, why):
-                    ctx.journal.set_status(task.id, Status.FAILED, why)
+                self._settle(task, why, Status.FAILED)
             except StorageError as storage:
                 ctx.stop(str(storage))
+
+    def _settle(self, task: Task, why: str, otherwise: Status | None) -> None:
+        """After a local failure, the task's status; a request that left never ends as failed.
+
+        An answered task keeps its answer (unwritten images become `not_saved`); a task
+        whose sending was committed with no answer recorded is `in_doubt` (it may have
+        run and been billed); only a task that never left becomes `otherwise`.
+        """
+        if self._keep_paid(task, why):
+            return
+        st = self.ctx.journal.states([task.id]).get(task.id)
+        if st is not None and st.status in (Status.SENDING, Status.IN_DOUBT):
+            self.ctx.journal.set_status(task.id, Status.IN_DOUBT, f"{why}; the request may have run")
+            with self.ctx.cv:
+                self.ctx.at_risk += task.cost_usd or 0.0
+        elif otherwise is not None:
+            self.ctx.journal.set_status(task.id, otherwise, why)
 
     def _keep_paid(self, task: Task, why: str) -> bool:
         """After a local failure: an answered task's unwritten images become `not_saved`.
