@@ -290,3 +290,30 @@ def parse(path: Path) -> Cards:
     parser = Cards()
     parser.feed(path.read_text(encoding="utf-8"))
     return parser
+
+
+def large_manifest(out: Path, rows: int, *, size: tuple[int, int] = (48, 36)) -> pd.DataFrame:
+    """`rows` rows x 2 matrix values x (generate 2 -> remix -> upscale): 12 images a row.
+
+    The files are small and their recorded size is their real size, so no thumbnail is
+    needed: the page itself is what is measured.
+    """
+    colours = list(STEP_COLOURS.values())
+    entries = []
+    for row in range(rows):
+        key = f"SKU-{row:04d}"
+        for ratio in ("16x9", "1x1"):
+            for i in range(2):
+                ids = [f"{key}-{ratio}-{step}{i}" for step in ("g", "r", "u")]
+                chain = [("hero", "generate", None), ("variant", "remix", ids[0]), ("big", "upscale", ids[1])]
+                for n, (step, op, parent) in enumerate(chain):
+                    e = entry(row, key, step, op, ids[n], parent, i, matrix=json.dumps({"ratio": ratio}))
+                    e.update(file=f"{key}/{ratio}/{ids[n]}.png", width=size[0], height=size[1])
+                    entries.append(e)
+    img = Image.new("RGB", size)
+    for n, e in enumerate(entries):
+        img.paste(colours[n % 3], (0, 0, *size))
+        path = out / e["file"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.save(path)
+    return pd.DataFrame(entries, columns=COLUMNS).astype(DTYPES)
