@@ -1,13 +1,19 @@
-"""The runner at the provider's limit: a refused request gives its slots back while it waits."""
+"""The runner's throughput paths: slots given back during Retry-After, results kept as their true type."""
 
 from __future__ import annotations
 
+import io
+
+import pytest
+from badserver import BadServer, Reply
 from conftest import TEST_KEY
+from PIL import Image
 
 from pipeline import api, providers
 from pipeline.emulator import Emulator
 from pipeline.errors import RateLimited
 from pipeline.manifest import read_manifest
+from pipeline.report import thumb_path
 from pipeline.runner import Run, RunOptions
 
 TWO = """
@@ -57,3 +63,72 @@ def test_a_refused_request_gives_its_slot_back_while_it_waits(write_recipe):
     assert set(read_manifest(result.manifest)["status"]) == {"ok"}
     assert ledger["billed_total"] == 2
     assert sum(ledger["rejected"].values()) == 1
+
+
+# -- chained images carry their real type --------------------------------------------
+
+JPEG_CHAIN = """
+version: 1
+name: typed
+provider: ideogram
+rows:
+  - {sku: A1, product: kettle}
+seed: derive
+defaults: {model: V_3, rendering_speed: TURBO, magic_prompt: "OFF"}
+steps:
+  - id: hero
+    op: generate
+    prompt: "A {{ product }}"
+  - id: remixed
+    op: remix
+    input: hero
+    prompt: "{{ product }} as a linocut"
+    image_weight: 50
+output:
+  dir: out
+"""
+
+
+def _picture(fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (640, 480), (200, 120, 40)).save(out, fmt)
+    return out.getvalue()
+
+
+def _answer(url: str) -> dict[str, object]:
+    return {
+        "created": "2026-01-01T00:00:00Z",
+        "data": [{"url": url, "seed": 5, "prompt": "p", "is_image_safe": True}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("fmt", "ext", "content_type"), [("JPEG", ".jpg", "image/jpeg"), ("WEBP", ".webp", "image/webp")]
+)
+def test_a_result_keeps_its_true_type_in_its_name_and_when_chained(write_recipe, fmt, ext, content_type):
+    """A JPEG or WebP answer is stored as .jpg / .webp and sent on as what it is."""
+    with BadServer() as bad:
+        bad.script("/v1/ideogram-v3/generate", Reply(body=_answer(bad.url("/r/hero"))))
+        bad.script("/r/hero", Reply(body=_picture(fmt), headers={"Content-Type": content_type}))
+        bad.script("/v1/ideogram-v3/remix", Reply(body=_answer(bad.url("/r/remix"))))
+        bad.script("/r/remix", Reply(body=_picture("PNG"), headers={"Content-Type": "image/png"}))
+        options = RunOptions(
+            base_url=bad.base_url, environ={"IDEOGRAM_API_KEY": TEST_KEY}, yes=True, quiet=True
+        )
+        path = write_recipe(JPEG_CHAIN)
+        result = api.run_file(path, options)
+        remix = [s for s in bad.seen if s.path == "/v1/ideogram-v3/remix"]
+        posts = sum(s.method == "POST" for s in bad.seen)
+        again = api.run_file(path, options)  # the renamed file is found: nothing is sent again
+        assert again.exit_code == 0 and sum(s.method == "POST" for s in bad.seen) == posts == 2
+    assert result.exit_code == 0, result.failures
+    frame = read_manifest(result.manifest).set_index("step_id")
+    hero, remixed = frame.loc["hero"], frame.loc["remixed"]
+    assert hero["status"] == "ok" and hero["file"].endswith(ext)
+    assert (result.out_dir / hero["file"]).read_bytes() == _picture(fmt)
+    assert not (result.out_dir / hero["file"]).with_suffix(".png").exists()
+    assert remixed["file"].endswith(".png")  # a PNG answer keeps the planned name
+    part = remix[0].body.split(b'name="image"', 1)[1][:300]
+    assert f'filename="{hero["file"].rsplit("/", 1)[-1]}"'.encode() in part
+    assert f"Content-Type: {content_type}".encode() in part
+    assert thumb_path(result.out_dir, hero["image_id"], hero["file"]).is_file()  # made while downloading
