@@ -132,3 +132,23 @@ def test_a_result_keeps_its_true_type_in_its_name_and_when_chained(write_recipe,
     assert f'filename="{hero["file"].rsplit("/", 1)[-1]}"'.encode() in part
     assert f"Content-Type: {content_type}".encode() in part
     assert thumb_path(result.out_dir, hero["image_id"], hero["file"]).is_file()  # made while downloading
+
+
+def test_the_providers_stated_limit_becomes_the_ceiling(write_recipe):
+    """A 429 body's max_inflight_requests (v2) sets the limit at once, whatever --concurrency says."""
+    refused = {"error": "busy", "reject_reason": "inflight_limit", "max_inflight_requests": 3}
+    with BadServer() as bad:
+        bad.script(
+            "/v1/ideogram-v3/generate",
+            Reply(429, refused, headers={"Retry-After": "0"}),
+            Reply(body=_answer(bad.url("/r/hero"))),
+        )
+        bad.script("/r/hero", Reply(body=_picture("PNG"), headers={"Content-Type": "image/png"}))
+        plan = api.plan_file(write_recipe(TWO))
+        provider = providers.get(plan.provider, bad.base_url)
+        key = provider.key({"IDEOGRAM_API_KEY": TEST_KEY})
+        run = Run(plan, RunOptions(base_url=bad.base_url, yes=True, quiet=True, concurrency=8), provider, key)
+        result = run.execute()
+    assert result.exit_code == 0, result.failures
+    assert run.ctx.rate_limited_count == 1
+    assert run.ctx.limit.ceiling == 3 and run.ctx.limit.limit <= 3
