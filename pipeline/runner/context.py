@@ -143,6 +143,7 @@ class RunContext:
                 self.reacquiring -= 1
             self.limit.start(task.num_images)
             self.waiting_out.discard(task.id)
+            self.cv.notify_all()  # the scheduler held back for it: it may look again
 
     def note_failure(self) -> None:
         """Count a failed task; stop the run when --fail-fast is set."""
