@@ -111,7 +111,7 @@ class Client:
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
         http: requests.Session | None = None,
-        on_rate_limited: Callable[[float | None], None] | None = None,
+        on_rate_limited: Callable[[RateLimited], None] | None = None,
         rng: random.Random | None = None,
         allow_http: bool = False,
     ):
@@ -272,7 +272,8 @@ class Client:
         message = _provider_message(resp)
         what = f"{self.provider.name} answered {code}: {message}"
         if code == 429:
-            raise RateLimited(what, code, message, retry_after(resp.headers.get("Retry-After")))
+            after = retry_after(resp.headers.get("Retry-After"))
+            raise RateLimited(what, code, message, after, _max_inflight(resp.body))
         if code in (401, 403):
             raise AuthError(f"{self.provider.name} refused the key ({code}): {message}", code, message)
         if code == 402:
@@ -299,7 +300,7 @@ class Client:
             raise exc
         wait_for = exc.retry_after if isinstance(exc, RateLimited) else None
         if isinstance(exc, RateLimited) and self.on_rate_limited:
-            self.on_rate_limited(wait_for)
+            self.on_rate_limited(exc)  # the runner gives the request's slots back while it waits
         delay = self.retry.delay(attempt, wait_for, self.rng)
         if delay >= deadline.left():
             raise exc
@@ -338,6 +339,12 @@ def _whole_body(resp: requests.Response, deadline: Deadline) -> bytes:
             resp.raw.release_conn()
         else:
             resp.close()
+
+
+def _max_inflight(body: Any) -> int | None:
+    """The limit a 429 body states (v2's `max_inflight_requests`), when it is a sane integer."""
+    value = body.get("max_inflight_requests") if isinstance(body, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
 
 
 def _int_or_text(digits: str) -> int | str:

@@ -160,9 +160,11 @@ class RateLimited(ApiError):
         status: int | None = 429,
         provider_message: str = "",
         retry_after: float | None = None,
+        max_inflight: int | None = None,
     ):
         super().__init__(message, status, provider_message)
         self.retry_after = retry_after
+        self.max_inflight = max_inflight  # the provider's own limit, when its answer states one
 
 
 class ServerError(ApiError):

@@ -125,7 +125,7 @@ def int_cell(value: Any) -> int | None:
             return None
     if value is None or not INT64[0] <= value <= INT64[1]:
         return None
-    return value
+    return int(value)
 
 
 def text_cell(value: Any) -> str | None:

@@ -200,9 +200,11 @@ def encode(frame: pd.DataFrame, fmt: str = "csv") -> bytes:
                 risky = safe[col].str.startswith(_FORMULA).fillna(False).astype(bool)
                 if risky.any():
                     safe.loc[risky, col] = "'" + safe.loc[risky, col]
-        return safe.to_csv(index=False).encode("utf-8")
+        text: str = safe.to_csv(index=False)
+        return text.encode("utf-8")
     if fmt == "jsonl":
-        return frame.to_json(orient="records", lines=True, force_ascii=False).encode("utf-8")
+        lines: str = frame.to_json(orient="records", lines=True, force_ascii=False)
+        return lines.encode("utf-8")
     if fmt == "parquet":
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)

@@ -201,16 +201,16 @@ def test_a_file_versus_folder_clash_leaves_it_not_saved_then_writes_it(emulator,
 def test_an_internal_error_after_the_answer_never_resends(emulator, write_recipe, monkeypatch):
     from pipeline.runner import downloads
 
-    real = downloads.download.verify
+    real = downloads.images.decode
     calls = {"n": 0}
 
-    def broken(data: bytes):
+    def broken(data: bytes, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("a bug")
-        return real(data)
+        return real(data, *args, **kwargs)
 
-    monkeypatch.setattr(downloads.download, "verify", broken)
+    monkeypatch.setattr(downloads.images, "decode", broken)
     path = write_recipe(RECIPE)
     first = api.run_file(path, options(emulator.base_url, concurrency=1))
     statuses = journal_rows(first.out_dir, "SELECT status FROM tasks")

@@ -51,7 +51,7 @@ class Placeholder(str):
     def __getattr__(self, name: str) -> Placeholder:
         return Placeholder()
 
-    def __getitem__(self, key: Any) -> Placeholder:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Placeholder:
         return Placeholder()
 
 

@@ -46,8 +46,9 @@ def thumbnail_image(img: Image.Image) -> Image.Image:
         small.paste(rgba, mask=rgba.getchannel("A"))
     elif small.mode != "RGB":
         small = small.convert("RGB")
-    elif small is img:
-        small = img.copy()
+    elif small is img:  # a box reduce makes the working copy at a fraction of the cost
+        factor = int(max(img.size) / (THUMB_MAX * 1.5))
+        small = img.reduce(factor) if factor > 1 else img.copy()
     # A box-filter reduce to 1.5x, then bicubic: as sharp as Lanczos, 3-5x faster.
     small.thumbnail((THUMB_MAX, THUMB_MAX), Image.Resampling.BICUBIC, reducing_gap=1.5)
     return small

@@ -9,11 +9,13 @@ from typing import Any
 
 from .. import journal as jr
 from .. import providers
-from ..client import Client, RetryPolicy, Timeouts, session
+from ..client import Client, RetryPolicy, session
+from ..errors import RateLimited
 from ..fetch import Fetcher, Guard
 from ..limiter import AdaptiveLimit
 from ..planner import Plan, Task
 from ..recipe import check_max_cost
+from ..transport import Timeouts
 from .options import Event, EventKind, RunOptions
 
 
@@ -55,6 +57,9 @@ class RunContext:
         self.image_ok: dict[str, dict[str, Any]] = {}  # image_id -> journal image row
         self.ran: set[str] = set()
         self.released: set[str] = set()
+        self.waiting_out: set[str] = set()  # refused tasks whose slots are given back meanwhile
+        self.reacquiring = 0  # refused tasks due again, waiting for their slots
+        self.local = threading.local()  # .task: the task this worker thread is sending
         self.spent = 0.0
         self.at_risk = 0.0
         self.in_flight_cost = 0.0
@@ -114,11 +119,32 @@ class RunContext:
 
     # -- counters -------------------------------------------------------------
 
-    def rate_limited(self, retry_after: float | None) -> None:
-        """The client saw a 429: count it and lower the in-flight limit."""
+    def rate_limited(self, exc: RateLimited) -> None:
+        """A 429 (called before the wait): lower the limit and give the slots back meanwhile."""
+        task: Task | None = getattr(self.local, "task", None)
+        weight = task.num_images if task is not None else 1
         with self.cv:
             self.rate_limited_count += 1
-            self.limit.rate_limited()
+            self.limit.rate_limited(weight, max_inflight=exc.max_inflight, retry_after=exc.retry_after)
+            if task is not None and task.id not in self.released and task.id not in self.waiting_out:
+                self.limit.wait_out(weight)
+                self.waiting_out.add(task.id)
+            self.cv.notify_all()
+
+    def take_slots_back(self, task: Task) -> None:
+        """Before a refused task is sent again: wait until its images fit, then count them."""
+        with self.cv:
+            if task.id not in self.waiting_out:
+                return
+            self.reacquiring += 1
+            try:
+                while not self.limit.can_start(task.num_images) and not self.stopping.is_set():
+                    self.cv.wait(0.25)
+            finally:
+                self.reacquiring -= 1
+            self.limit.start(task.num_images)
+            self.waiting_out.discard(task.id)
+            self.cv.notify_all()  # the scheduler held back for it: it may look again
 
     def note_failure(self) -> None:
         """Count a failed task; stop the run when --fail-fast is set."""
@@ -137,7 +163,10 @@ class RunContext:
         """Give back a request's in-flight images, once. Holds cv."""
         if task.id not in self.released:
             self.released.add(task.id)
-            self.limit.finish(task.num_images)
+            if task.id in self.waiting_out:  # its slots were given back while it waited
+                self.waiting_out.discard(task.id)
+            else:
+                self.limit.finish(task.num_images)
 
     def image_ready(self, img: dict[str, Any]) -> None:
         """An image is on disk and journaled: children may use it."""

@@ -4,17 +4,23 @@ An answered task is paid for: from here on no local failure (a name the file sys
 refuses, a file-versus-folder clash, a full disk, a bug) makes it be sent again. Such an
 image is journaled `not_saved`; the next run writes it from the store, or downloads it
 again while its URL lives (`download_expired` after).
+
+Each image is decoded once, here: that check also gives its true format (a JPEG or WebP
+answer is stored under the planned stem with its own extension) and the report's
+thumbnail, made at once from the decoded pixels so the report only reads it.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import PurePosixPath
 from typing import Any
 
-from .. import download
+from .. import download, images
 from ..errors import DownloadError, DownloadExpired, StorageError
 from ..files import PathRefused
 from ..planner import Task
+from ..report.thumbs import THUMB_MAX, save_thumbnail
 from ..status import Status
 from ..store import Store, file_sha256
 from ..transport import Deadline
@@ -22,6 +28,8 @@ from .context import RunContext
 
 #: image statuses the next visit tries to write again (from the store or the URL)
 REDO = frozenset({Status.OK, Status.PENDING, Status.FAILED, Status.NOT_SAVED})
+#: the extension each true format is stored with (the planned one is kept when it fits)
+EXTENSIONS = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg"), "WEBP": (".webp",)}
 
 
 class Downloader:
@@ -99,24 +107,47 @@ class Downloader:
             if not img.get("url"):
                 raise DownloadError("no stored copy and no URL to download it from")
             data = download.get(ctx.fetcher, img["url"], ctx.timeouts, deadline=deadline)
-        _, width, height = download.verify(data)
+        try:
+            decoded = images.decode(data, "the downloaded image")
+        except images.BadImageData as exc:
+            raise DownloadError(str(exc)) from exc
+        file = true_name(img["file"], decoded.format)
         sha = self.store.put(data)
         try:
-            path = self.store.materialise(sha, img["file"])
+            path = self.store.materialise(sha, file)
         except StorageError as exc:
             exc.sha256 = sha  # type: ignore[attr-defined]  # kept: the next run needs no download
             raise
         st = os.stat(path, follow_symlinks=False)
+        self._thumbnail(img["image_id"], file, decoded)
         return {
             "image_id": img["image_id"],
             "status": Status.OK,
-            "file": img["file"],
+            "file": file,
             "sha256": sha,
-            "width": width,
-            "height": height,
+            "width": decoded.width,
+            "height": decoded.height,
             "bytes": len(data),
             "mtime_ns": st.st_mtime_ns,
         }
+
+    def _thumbnail(self, image_id: str, file: str, decoded: images.Decoded) -> None:
+        """The report's thumbnail, from pixels already decoded; the report remakes any missing."""
+        if max(decoded.width, decoded.height) <= THUMB_MAX:
+            return  # the report shows such an image as it is
+        try:
+            save_thumbnail(self.ctx.out_dir, image_id, file, decoded.image)
+        except (OSError, ValueError, StorageError):
+            pass  # only a convenience: the report makes it from the file
+
+
+def true_name(file: str, fmt: str) -> str:
+    """`file` with the extension of the image's true format (the same stem)."""
+    path = PurePosixPath(file)
+    allowed = EXTENSIONS.get(fmt)
+    if not allowed or path.suffix.lower() in allowed:
+        return file
+    return str(path.with_suffix(allowed[0]))
 
 
 def _not_saved(img: dict[str, Any], sha: str | None, error: str) -> dict[str, Any]:

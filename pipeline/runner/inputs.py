@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 from .. import images, templating, wire
 from ..errors import ImageInputError, InputError
 from ..fetch import FetchError
-from ..inputs import MAX_INPUT_BYTES, VerifiedImage, check_mask, inspect_bytes, read_image_file
+from ..inputs import MAX_INPUT_BYTES, BadImage, VerifiedImage, check_mask, inspect_bytes, read_image_file
 from ..planner import Task, runtime
 from ..status import Status
 from .context import RunContext
@@ -64,9 +66,9 @@ def input_images(ctx: RunContext, task: Task) -> dict[str, list[wire.InputImage]
         for ref in refs:
             if ref.kind == "step":
                 img = ctx.image_ok[ref.value]
-                got = read_image_file(str(ctx.out_dir / img["file"]), img.get("sha256") or "")
+                data, content_type = read_result(ctx.out_dir / img["file"], img.get("sha256") or "")
                 url = img.get("url") if time.time() - (img.get("updated_at") or 0) < URL_FRESH_S else None
-                items.append(wire.InputImage(got.data, Path(img["file"]).name, got.content_type, url))
+                items.append(wire.InputImage(data, Path(img["file"]).name, content_type, url))
             elif ref.kind == "file":
                 got = read_image_file(ref.value, ref.digest, ref.root)
                 items.append(wire.InputImage(got.data, Path(ref.value).name, got.content_type))
@@ -82,6 +84,29 @@ def input_images(ctx: RunContext, task: Task) -> dict[str, list[wire.InputImage]
         if why:
             raise ImageInputError(why)
     return out
+
+
+def read_result(path: Path, sha256: str) -> tuple[bytes, str]:
+    """An earlier result's bytes and true content type, read once without following a link.
+
+    Its bytes were decoded and checked when they were downloaded; matching that digest
+    proves they are the same bytes, so they are not decoded a second time. A result
+    without a recorded digest is checked in full.
+    """
+    if not sha256:
+        got = read_image_file(str(path))
+        return got.data, got.content_type
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise BadImage(f"cannot read {path}: {exc.strerror or exc}") from exc
+    kind = images.sniff(data)
+    if hashlib.sha256(data).hexdigest() != sha256 or kind is None or len(data) > MAX_INPUT_BYTES:
+        raise BadImage(f"{path} changed since it was downloaded; run again to restore it")
+    return data, images.CONTENT_TYPES[kind]
 
 
 def fetch_input(ctx: RunContext, url: str) -> VerifiedImage:

@@ -9,9 +9,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ..client import RetryPolicy, Timeouts
+from ..client import RetryPolicy
 from ..journal_schema import RunStatus
 from ..money import Money
+from ..transport import Timeouts
 
 
 class EventKind(StrEnum):

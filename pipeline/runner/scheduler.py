@@ -143,6 +143,8 @@ class Scheduler:
     def _fits_now(self, tid: str) -> bool:
         if self.phase.get(tid) == Phase.DOWNLOAD:
             return True
+        if self.ctx.reacquiring:
+            return False  # a refused task that has waited out Retry-After goes first
         return self.ctx.limit.can_start(self.ctx.tasks[tid].num_images)
 
     def _within_budget(self, task: Task) -> bool:

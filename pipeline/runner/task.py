@@ -113,14 +113,17 @@ class TaskWorker:
             return wire.build(ctx.provider, endpoint, task.model, params, task.seed, task.num_images, images)
 
         def before_send(n: int) -> None:
+            ctx.take_slots_back(task)
             attempt_ids.append(ctx.journal.sending(task.id, ctx.run_id))
 
+        ctx.local.task = task
         try:
             reply = ctx.client.call(endpoint, build, before_send, deadline)
         except ApiError as exc:
             self._api_failed(task, exc, attempt_ids[-1] if attempt_ids else 0)
             return
         finally:
+            ctx.local.task = None
             ctx.out_of_flight(task)
         self._record_reply(task, attempt_ids[-1], reply, params, deadline)
 
@@ -148,8 +151,10 @@ class TaskWorker:
                 ids: list[int] = []
 
                 def before_send(n: int, ids: list[int] = ids) -> None:
+                    ctx.take_slots_back(task)
                     ids.append(ctx.journal.sending(task.id, ctx.run_id))
 
+                ctx.local.task = task
                 reply = ctx.client.call(endpoint, build, before_send, deadline)
                 attempt_id = ids[-1]
                 replies.append(reply)
@@ -158,6 +163,7 @@ class TaskWorker:
             self._api_failed(task, exc, attempt_id)
             return
         finally:
+            ctx.local.task = None
             ctx.out_of_flight(task)
         result = wire.Result(images=tuple(replace(r, index=i) for i, r in enumerate(items)))
         problems = [r.problem for r in replies if r.problem]
