@@ -158,7 +158,7 @@ def test_second_run_on_the_same_dir_is_refused(env, tmp_path, capsys):
     path = recipe(tmp_path)
     child = run_in_child(path, env)
     wait_for_sending(tmp_path / "out", child)
-    assert main(["run", str(path), "--yes"]) == 2
+    assert main(["run", str(path), "--yes"]) == 1
     assert "in use by another ideopipe run" in capsys.readouterr().err
     _, err = child.communicate(timeout=60)
     assert child.returncode == 0, err
