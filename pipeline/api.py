@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import preflight
 from .errors import InputError, PathError, Problem, RecipeError, StorageError
+from .files import write_atomic
 from .journal import Journal
 
 if TYPE_CHECKING:  # planner, runner and pandas load only when a plan, a run or a frame needs them
@@ -64,6 +64,8 @@ def run_plan(p: Plan, options: RunOptions | None = None) -> RunResult:
     fmt = options.manifest_format or p.recipe.data.get("output", {}).get("manifest_format")
     if fmt == "parquet":
         preflight.engine("pyarrow", "a parquet manifest")
+    preflight.provider_usable(p.provider, options.base_url or p.recipe.provider_base_url,
+                              options.environ, options.allow_http)
     preflight.writable_folder(p.out_dir)
     preflight.journal_readable(p.out_dir)
     with preflight.journal_errors(p.out_dir):
@@ -94,15 +96,12 @@ def lock_path(recipe_path: str | Path) -> Path:
 
 def lock_entries(p: Plan) -> dict[str, list[dict[str, Any]]]:
     """The recorded seeds and API prompts of the plan's tasks, from the recipe's lock file."""
+    from .lockfile import read_entries
+
     path = lock_path(p.recipe.path)
     if not path.exists():
         return {}
-    try:
-        data = json.loads(path.read_text("utf-8"))
-        tasks = data["tasks"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RecipeError([Problem(f"unreadable lock file: {exc}", file=str(path))]) from exc
-    return {t.id: tasks[t.id] for t in p.tasks if t.id in tasks}
+    return read_entries(path, p.tasks)  # every entry checked: at most num_images valid records
 
 
 def write_lock(recipe_path: str | Path, out: str | None = None,
@@ -128,12 +127,7 @@ def write_lock(recipe_path: str | Path, out: str | None = None,
     path = lock_path(recipe_path)
     body = {"schema_version": LOCK_VERSION, "recipe": p.recipe.name,
             "recipe_sha256": p.recipe.sha256, "provider": p.provider, "tasks": tasks}
-    tmp = path.with_name(path.name + ".part")
-    try:
-        tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", "utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise StorageError(f"{path}: the lock file cannot be written ({exc.strerror})") from exc
+    write_atomic(path, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode())
     return path, len(tasks)
 
 

@@ -184,11 +184,6 @@ def test_plain_http_to_a_remote_host_is_refused(write_recipe, tmp_path):
     assert done.returncode == 2 and "--allow-http" in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a refused key or base URL (exit 2) still creates "
-    "the output folder: 'nothing written' does not hold",
-)
 def test_a_refused_key_or_base_url_writes_nothing(write_recipe, tmp_path):
     from review_kit import cli
 
@@ -633,11 +628,6 @@ def test_the_export_verb_is_reachable_and_refuses_bad_input(finished_run, tmp_pa
 # == 2b. never pay more than planned: the lock file is input too ===========================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a lock entry with more records than the task has "
-    "images sends one paid request per record, past the plan and --max-cost",
-)
 def test_a_tampered_lock_cannot_spend_past_the_plan_or_the_cap(emulator, write_recipe):
     path = write_recipe(ONE)
     plan = api.plan_file(path)
@@ -658,11 +648,6 @@ def test_a_tampered_lock_cannot_spend_past_the_plan_or_the_cap(emulator, write_r
     assert emulator.ledger()["requests"] <= 1, "more requests than planned, past --max-cost"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a malformed lock entry (a string where records "
-    "belong) is not refused at start: the task fails with an internal error",
-)
 def test_a_malformed_lock_entry_is_refused_with_exit_2(emulator, write_recipe, tmp_path):
     from review_kit import cli
 
@@ -692,11 +677,6 @@ def test_a_planted_state_folder_link_redirects_no_write(emulator, write_recipe, 
     assert sorted(p.name for p in outside.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: `ideopipe lock` writes through a planted link "
-    "at its fixed temporary name RECIPE.lock.json.part (overwrites any file)",
-)
 def test_lock_does_not_write_through_a_planted_temp_link(finished_run, tmp_path):
     import shutil
 
