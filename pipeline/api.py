@@ -161,10 +161,9 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
     if step:
         frame = frame[frame["step_id"] == step]
     if where:
-        try:
-            frame = frame.query(where, engine="python")
-        except Exception as exc:
-            raise InputError(f"--where {where!r}: {exc}") from exc
+        from .where import select
+
+        frame = select(frame, where)  # a checked tree over the columns, never pandas' query
     if frame.empty:
         raise InputError("no manifest rows selected: nothing to rerun")
     with preflight.journal_errors(source_dir), Journal.open_readonly(source_dir) as journal:

@@ -946,11 +946,6 @@ def test_a_second_run_on_the_same_folder_is_refused_while_one_runs(bad, tmp_path
 # == rerun --where: pandas' `@name` reaches the caller's globals ============================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: rerun --where runs DataFrame.query, whose @name "
-    "reaches pipeline.api's globals: `@os.system(...)` runs a shell command",
-)
 def test_rerun_where_cannot_run_commands(finished_run, tmp_path):
     import shutil
 
@@ -971,10 +966,6 @@ def test_rerun_where_cannot_run_commands(finished_run, tmp_path):
     assert done.returncode == 2 and "internal error" not in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: rerun --where \"@os.environ['IDEOGRAM_API_KEY']\" prints the key in its error message",
-)
 def test_rerun_where_cannot_print_the_key(finished_run, tmp_path):
     import shutil
 
