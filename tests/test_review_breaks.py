@@ -319,12 +319,6 @@ def test_a_retry_after_beyond_total_gives_up_at_once(bad, write_recipe):
 # == 1b. the files: names, the store, the manifest beside them ============================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: output.file may be 'report.html' or "
-    "'manifest.csv'; the report/manifest then overwrite the paid images, "
-    "and the run still says ok",
-)
 def test_an_output_name_that_is_the_report_or_manifest_is_refused_or_kept(emulator, write_recipe):
     from pipeline.store import file_sha256
 
