@@ -149,6 +149,7 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
           out: str | None = None, provider: str | None = None,
           options: RunOptions | None = None) -> RunResult:
     """Re-create selected manifest images with their recorded seeds and API prompts."""
+    from .manifest_check import RERUN_COLUMNS, ManifestError, rerun_problems
     from .planner import Plan
     from .planner.rerun import rerun_tasks
     from .pricing import default_table
@@ -157,6 +158,9 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
     manifest_path = preflight.manifest_file(manifest_path)
     source_dir = preflight.output_folder(manifest_path.parent)
     frame = _read_frame(manifest_path, source_dir)
+    missing = [c for c in RERUN_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ManifestError(rerun_problems(frame, (), str(manifest_path)))
     frame = frame[frame["status"].isin(["ok", "cached"]) & frame["op"].ne("describe")]
     if step:
         frame = frame[frame["step_id"] == step]
@@ -170,11 +174,15 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
         specs = {tid: journal.spec(tid) for tid in set(frame["task_id"])}
         run_info = journal.run()
     recipe = load_recipe((run_info or {}).get("recipe") or frame["recipe"].iloc[0])
+    steps = {s["id"] for s in recipe.steps}
+    problems = rerun_problems(frame, steps, str(manifest_path))
+    if problems:
+        raise ManifestError(problems)
     out_dir = Path(out).resolve() if out else source_dir.with_name(source_dir.name + "-rerun")
     files = frame.set_index("image_id")["file"].to_dict()
     tasks, reproduce = rerun_tasks(
         frame.itertuples(index=False), specs, source_dir,
-        lambda iid: files.get(iid) or _parent_file(source_dir, iid))
+        lambda iid: files.get(iid) or _parent_file(source_dir, iid), steps=steps)
     p = Plan(recipe, tasks, [], default_table(), provider or str(frame["provider"].iloc[0]),
              out_dir)
     from .runner import RunOptions

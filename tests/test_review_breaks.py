@@ -546,56 +546,48 @@ MANIFEST_CASES = [
         "seed",
         "1e400",
         id="rerun-seed-infinite",
-        marks=_xf("a seed of 1e400 in the manifest is an internal error (exit 1)"),
     ),
     pytest.param(
         "report",
         "seed",
         "1e400",
         id="report-seed-infinite",
-        marks=_xf("a seed of 1e400 in the manifest is an internal error (exit 1)"),
     ),
     pytest.param(
         "rerun",
         "seed",
         "9" * 30,
         id="rerun-seed-huge",
-        marks=_xf("a 30-digit seed in the manifest is an internal error (exit 1)"),
     ),
     pytest.param(
         "report",
         "seed",
         "9" * 30,
         id="report-seed-huge",
-        marks=_xf("a 30-digit seed in the manifest is an internal error (exit 1)"),
     ),
     pytest.param(
         "rerun",
         "step_id",
         "nope",
         id="rerun-step-unknown",
-        marks=_xf("an unknown step_id in the manifest is an internal KeyError"),
     ),
     pytest.param(
         "rerun",
         "row_key",
         "",
         id="rerun-row-key-empty",
-        marks=_xf("an empty row_key in the manifest is an internal TypeError"),
     ),
     pytest.param(
         "rerun",
         "cost_usd",
         "nan",
         id="rerun-cost-nan",
-        marks=_xf("cost_usd nan in the manifest is an internal TypeError"),
     ),
     pytest.param(
         "rerun",
         "seed",
         None,
         id="rerun-no-seed-column",
-        marks=_xf("a manifest without the seed column is an internal AttributeError"),
     ),
 ]
 
@@ -810,11 +802,6 @@ def test_a_second_sigterm_quits_at_once_and_the_request_stays_in_doubt(bad, tmp_
     assert "in_doubt" in again.stderr or "in doubt" in again.stderr, again.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: doctor --repair rebuilding from a manifest with "
-    "seed 1e400 ends in an internal error (exit 1)",
-)
 def test_doctor_repair_rebuilds_from_a_tampered_manifest_without_a_traceback(finished_run, tmp_path):
     from review_kit import cli
 
