@@ -103,8 +103,11 @@ def problems_by_row(frame: pd.DataFrame, out_dir: str | Path) -> dict[int, list[
     unreadable: dict[tuple[int, str], str] = frame.attrs.get("unreadable") or {}
     found: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for (pos, column), text in sorted(unreadable.items()):
-        kind = "an integer in range" if column in _INTEGERS or column in _MORE_INTEGERS else "a finite number"
-        found[pos + 1].append((column, f"{text!r} is not {kind}"))
+        if column in _INTEGERS:  # the one sentence rerun gives for these
+            why = f"{column} is missing or not an integer; rerun needs it"
+        else:
+            why = f"{text!r} is not {'an integer' if column in _MORE_INTEGERS else 'a finite number'}"
+        found[pos + 1].append((column, why))
     for n, record in enumerate(frame.to_dict("records"), 1):
         bad = {column for column, _ in found.get(n, ())}
         found[n] += [(c, why) for c, why in _row_problems(record, root) if c not in bad]
