@@ -252,6 +252,10 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
             if values.dtype != bool:
                 values = values.astype("string").str.lower().map({"true": True, "false": False})
         elif dtype in ("Int64", "Float64") and not pd.api.types.is_integer_dtype(values.dtype):
+            fast = _clean_numbers(values, dtype == "Int64")
+            if fast is not None:
+                frame[col] = fast.astype(dtype)
+                continue
             parse = _integer if dtype == "Int64" else _finite
             cells = []
             for pos, cell in enumerate(values.tolist()):
@@ -264,6 +268,27 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
         frame[col] = values.astype(dtype)
     frame.attrs["unreadable"] = unreadable
     return frame
+
+
+def _clean_numbers(values: pd.Series, integer: bool) -> pd.Series | None:
+    """The column as numbers when every cell is a clean one (the usual case, fast), else None."""
+    import numpy as np
+
+    try:
+        numbers = pd.to_numeric(values)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if numbers.dtype.kind == "i":
+        return numbers
+    if numbers.dtype.kind != "f":
+        return None
+    arr = numbers.to_numpy(dtype=float, na_value=np.nan)
+    missing = values.isna().to_numpy()
+    ok = np.isfinite(arr)
+    if integer:
+        ok &= np.abs(arr) < 2**53
+        ok[ok] &= arr[ok] == np.floor(arr[ok])
+    return numbers if bool((ok | missing).all()) else None
 
 
 _BAD = object()
