@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import preflight
 from .errors import InputError, PathError, Problem, RecipeError, StorageError
+from .files import write_atomic
 from .journal import Journal
 
 if TYPE_CHECKING:  # planner, runner and pandas load only when a plan, a run or a frame needs them
@@ -64,6 +64,8 @@ def run_plan(p: Plan, options: RunOptions | None = None) -> RunResult:
     fmt = options.manifest_format or p.recipe.data.get("output", {}).get("manifest_format")
     if fmt == "parquet":
         preflight.engine("pyarrow", "a parquet manifest")
+    preflight.provider_usable(p.provider, options.base_url or p.recipe.provider_base_url,
+                              options.environ, options.allow_http)
     preflight.writable_folder(p.out_dir)
     preflight.journal_readable(p.out_dir)
     with preflight.journal_errors(p.out_dir):
@@ -94,15 +96,12 @@ def lock_path(recipe_path: str | Path) -> Path:
 
 def lock_entries(p: Plan) -> dict[str, list[dict[str, Any]]]:
     """The recorded seeds and API prompts of the plan's tasks, from the recipe's lock file."""
+    from .lockfile import read_entries
+
     path = lock_path(p.recipe.path)
     if not path.exists():
         return {}
-    try:
-        data = json.loads(path.read_text("utf-8"))
-        tasks = data["tasks"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RecipeError([Problem(f"unreadable lock file: {exc}", file=str(path))]) from exc
-    return {t.id: tasks[t.id] for t in p.tasks if t.id in tasks}
+    return read_entries(path, p.tasks)  # every entry checked: at most num_images valid records
 
 
 def write_lock(recipe_path: str | Path, out: str | None = None,
@@ -128,12 +127,7 @@ def write_lock(recipe_path: str | Path, out: str | None = None,
     path = lock_path(recipe_path)
     body = {"schema_version": LOCK_VERSION, "recipe": p.recipe.name,
             "recipe_sha256": p.recipe.sha256, "provider": p.provider, "tasks": tasks}
-    tmp = path.with_name(path.name + ".part")
-    try:
-        tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", "utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise StorageError(f"{path}: the lock file cannot be written ({exc.strerror})") from exc
+    write_atomic(path, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode())
     return path, len(tasks)
 
 
@@ -155,6 +149,7 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
           out: str | None = None, provider: str | None = None,
           options: RunOptions | None = None) -> RunResult:
     """Re-create selected manifest images with their recorded seeds and API prompts."""
+    from .manifest_check import RERUN_COLUMNS, ManifestError, rerun_problems
     from .planner import Plan
     from .planner.rerun import rerun_tasks
     from .pricing import default_table
@@ -163,25 +158,31 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
     manifest_path = preflight.manifest_file(manifest_path)
     source_dir = preflight.output_folder(manifest_path.parent)
     frame = _read_frame(manifest_path, source_dir)
+    missing = [c for c in RERUN_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ManifestError(rerun_problems(frame, (), str(manifest_path)))
     frame = frame[frame["status"].isin(["ok", "cached"]) & frame["op"].ne("describe")]
     if step:
         frame = frame[frame["step_id"] == step]
     if where:
-        try:
-            frame = frame.query(where, engine="python")
-        except Exception as exc:
-            raise InputError(f"--where {where!r}: {exc}") from exc
+        from .where import select
+
+        frame = select(frame, where)  # a checked tree over the columns, never pandas' query
     if frame.empty:
         raise InputError("no manifest rows selected: nothing to rerun")
     with preflight.journal_errors(source_dir), Journal.open_readonly(source_dir) as journal:
         specs = {tid: journal.spec(tid) for tid in set(frame["task_id"])}
         run_info = journal.run()
     recipe = load_recipe((run_info or {}).get("recipe") or frame["recipe"].iloc[0])
+    steps = {s["id"] for s in recipe.steps}
+    problems = rerun_problems(frame, steps, str(manifest_path))
+    if problems:
+        raise ManifestError(problems)
     out_dir = Path(out).resolve() if out else source_dir.with_name(source_dir.name + "-rerun")
     files = frame.set_index("image_id")["file"].to_dict()
     tasks, reproduce = rerun_tasks(
         frame.itertuples(index=False), specs, source_dir,
-        lambda iid: files.get(iid) or _parent_file(source_dir, iid))
+        lambda iid: files.get(iid) or _parent_file(source_dir, iid), steps=steps)
     p = Plan(recipe, tasks, [], default_table(), provider or str(frame["provider"].iloc[0]),
              out_dir)
     from .runner import RunOptions

@@ -243,6 +243,9 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each known column in its dtype; a number cell that is not one becomes NA and is listed
+    in `frame.attrs["unreadable"]` ({(row position, column): the text}) for manifest_check."""
+    unreadable: dict[tuple[int, str], str] = {}
     for col, dtype in COLUMNS.items():
         if col not in frame.columns:
             continue
@@ -250,10 +253,97 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
         if dtype == "boolean":
             if values.dtype != bool:
                 values = values.astype("string").str.lower().map({"true": True, "false": False})
-        elif dtype in ("Int64", "Float64"):
-            values = pd.to_numeric(values, errors="coerce")
+        elif dtype in ("Int64", "Float64") and not pd.api.types.is_integer_dtype(values.dtype):
+            fast = _clean_numbers(values, dtype == "Int64")
+            if fast is not None:
+                frame[col] = fast.astype(dtype)
+                continue
+            parse = _integer if dtype == "Int64" else _finite
+            cells = []
+            for pos, cell in enumerate(values.tolist()):
+                number = parse(cell)
+                if number is _BAD:
+                    unreadable[(pos, col)] = str(cell)[:40]
+                    number = None
+                cells.append(number)
+            values = pd.Series(cells, index=values.index, dtype=object)
         frame[col] = values.astype(dtype)
+    frame.attrs["unreadable"] = unreadable
     return frame
+
+
+def _clean_numbers(values: pd.Series, integer: bool) -> pd.Series | None:
+    """The column as numbers when every cell is a clean one (the usual case, fast), else None."""
+    import numpy as np
+
+    try:
+        numbers = pd.to_numeric(values)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if numbers.dtype.kind == "i":
+        return numbers
+    if numbers.dtype.kind != "f":
+        return None
+    arr = numbers.to_numpy(dtype=float, na_value=np.nan)
+    missing = values.isna().to_numpy()
+    ok = np.isfinite(arr)
+    if integer:
+        ok &= np.abs(arr) < 2**53
+        ok[ok] &= arr[ok] == np.floor(arr[ok])
+    return numbers if bool((ok | missing).all()) else None
+
+
+_BAD = object()
+_INT64 = 2**63
+
+
+def _missing(cell: Any) -> bool:
+    return cell is None or cell is pd.NA or (isinstance(cell, float) and cell != cell) or cell == ""
+
+
+def _integer(cell: Any) -> Any:
+    """An int64 from a manifest cell, None when empty, _BAD when it is not one (1e400, 30 digits)."""
+    if isinstance(cell, str) and cell.strip() == "":
+        return None
+    if _missing(cell):
+        return None
+    number = _finite(cell)
+    if number is _BAD or number is None or isinstance(number, bool):
+        return _BAD
+    if isinstance(number, float):
+        if not number.is_integer():
+            return _BAD
+        number = int(number)
+    return number if -_INT64 <= number < _INT64 else _BAD
+
+
+def _finite(cell: Any) -> Any:
+    """A finite number from a manifest cell, None when empty, _BAD when not one ('nan', 'inf')."""
+    if isinstance(cell, bool):
+        return _BAD
+    if isinstance(cell, str):
+        text = cell.strip()
+        if text == "":
+            return None
+        if "_" in text:
+            return _BAD
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                return _BAD
+        return number if number == number and abs(number) != float("inf") else _BAD
+    if _missing(cell):
+        return None
+    if isinstance(cell, int):
+        return cell
+    try:
+        number = float(cell)
+    except (TypeError, ValueError, OverflowError):
+        return _BAD
+    return number if number == number and abs(number) != float("inf") else _BAD
 
 
 def _restore(column: pd.Series) -> pd.Series:

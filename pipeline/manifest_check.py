@@ -15,6 +15,7 @@ import math
 import os
 import re
 from collections import defaultdict
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,25 @@ REQUIRED_COLUMNS = ("image_id", "step_id", "op", "status", "file", "matrix")
 MAX_SHOWN = 5  # problems of one kind shown before the rest are counted
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _INTEGERS = ("seed", "row_index", "image_index")
+_MORE_INTEGERS = ("schema_version", "width", "height", "bytes", "attempts")
+RERUN_COLUMNS = (
+    "task_id",
+    "image_id",
+    "step_id",
+    "op",
+    "endpoint",
+    "model",
+    "row_index",
+    "row_key",
+    "matrix",
+    "seed",
+    "image_index",
+    "file",
+    "api_prompt",
+    "cost_usd",
+    "provider",
+    "recipe",
+)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\(.*\)")  # values, so one kind of problem folds
 
 
@@ -56,10 +76,9 @@ def check_manifest(
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         return [Problem(f"not an ideopipe manifest: no column {', '.join(map(repr, missing))}", file=shown)]
-    root = Path(out_dir).resolve()
     found: dict[tuple[str, str], list[Problem]] = defaultdict(list)
-    for n, record in enumerate(frame.to_dict("records"), 1):
-        for column, message in _row_problems(record, root):
+    for n, row in problems_by_row(frame, out_dir).items():
+        for column, message in row:
             line = lines[n - 1] if lines and n <= len(lines) else None
             found[(column, _QUOTED.sub("…", message))].append(
                 Problem(message, file=shown, line=line, path=column if line else f"row {n}: {column}")
@@ -76,6 +95,47 @@ def check_manifest(
                 )
             )
     return problems
+
+
+def problems_by_row(frame: pd.DataFrame, out_dir: str | Path) -> dict[int, list[tuple[str, str]]]:
+    """(column, why) for each row (1-based position) ideopipe may not act on."""
+    root = Path(out_dir).resolve()
+    unreadable: dict[tuple[int, str], str] = frame.attrs.get("unreadable") or {}
+    found: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for (pos, column), text in sorted(unreadable.items()):
+        if column in _INTEGERS:  # the one sentence rerun gives for these
+            why = f"{column} is missing or not an integer; rerun needs it"
+        else:
+            why = f"{text!r} is not {'an integer' if column in _MORE_INTEGERS else 'a finite number'}"
+        found[pos + 1].append((column, why))
+    for n, record in enumerate(frame.to_dict("records"), 1):
+        bad = {column for column, _ in found.get(n, ())}
+        found[n] += [(c, why) for c, why in _row_problems(record, root) if c not in bad]
+    return {n: row for n, row in found.items() if row}
+
+
+def rerun_problems(frame: pd.DataFrame, steps: Collection[str], source: str) -> list[Problem]:
+    """Why the selected rows of a manifest cannot be rerun: missing columns, empty keys,
+    steps the recipe does not have (each with its line where the file has lines)."""
+    missing = [c for c in RERUN_COLUMNS if c not in frame.columns]
+    if missing:
+        return [Problem(f"a rerun needs the column(s) {', '.join(map(repr, missing))}", file=source)]
+    lines = record_lines(Path(source))
+    problems = []
+    for pos, record in zip(frame.index, frame.to_dict("records"), strict=True):
+        line = lines[pos] if lines and isinstance(pos, int) and 0 <= pos < len(lines) else None
+
+        def at(column: str, line: int | None = line, pos: Any = pos) -> dict[str, Any]:
+            return {"file": source, "line": line, "path": column if line else f"row {pos + 1}: {column}"}
+
+        for column in ("task_id", "image_id", "endpoint", "model", "row_key"):
+            if _text(record.get(column)) is None:
+                problems.append(Problem(f"{column} is empty; a rerun needs it", **at(column)))
+        step = _text(record.get("step_id"))
+        if step not in steps:
+            known = ", ".join(map(repr, sorted(steps)))
+            problems.append(Problem(f"{step!r} is not a step of the recipe ({known})", **at("step_id")))
+    return problems[: MAX_SHOWN * 4]
 
 
 def require_trusted(

@@ -12,7 +12,7 @@ import importlib
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from .errors import JournalCorrupt, MissingEngine, PathError, StorageError
@@ -106,6 +106,18 @@ def manifest_file(path: str | Path) -> Path:
     if p.suffix == ".parquet":
         engine("pyarrow", "reading a parquet manifest")
     return p
+
+
+def provider_usable(
+    name: str, base_url: str | None, environ: Mapping[str, str] | None, allow_http: bool = False
+) -> None:
+    """Refuse an unknown provider, a missing or malformed key, or a base URL that would carry
+    the key badly, before the output folder is created (a refused run writes nothing)."""
+    from . import providers
+
+    provider = providers.get(name, base_url)
+    provider.key(dict(environ) if environ is not None else None)
+    provider.check_transport(allow_http)
 
 
 def writable_folder(path: Path) -> None:

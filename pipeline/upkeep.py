@@ -14,6 +14,22 @@ from .journal import Journal, JournalCorrupt
 from .journal_schema import SCHEMA_VERSION, RunStatus, image_cells
 from .status import Status
 
+RESTORE_COLUMNS = (
+    "task_id",
+    "image_id",
+    "step_id",
+    "op",
+    "row_key",
+    "status",
+    "file",
+    "sha256",
+    "image_index",
+    "seed",
+    "api_prompt",
+    "url",
+    "matrix",
+)
+
 
 @dataclass
 class Checkup:
@@ -154,18 +170,36 @@ def _rebuild(out_dir: Path, db: Path) -> str:
     try:
         if manifest is None:
             return "a new empty journal was created (no manifest to rebuild from)"
-        frame = read_manifest(manifest)
-        return _restore_rows(out_dir, journal, frame)
+        try:
+            frame = read_manifest(manifest)
+        except (ValueError, OSError) as exc:  # pandas' and pyarrow's parse errors are ValueErrors
+            return f"a new empty journal was created ({manifest} cannot be read: {str(exc).strip()[:200]})"
+        missing = [c for c in RESTORE_COLUMNS if c not in frame.columns]
+        if missing:
+            return (
+                f"a new empty journal was created ({manifest} has no column "
+                f"{', '.join(missing)}, so nothing in it can be restored)"
+            )
+        return _restore_rows(out_dir, journal, frame, manifest)
     finally:
         journal.close()
 
 
-def _restore_rows(out_dir: Path, journal: Journal, frame: Any) -> str:
-    """Tasks and images back into the journal from manifest rows whose files are intact."""
+def _restore_rows(out_dir: Path, journal: Journal, frame: Any, manifest: Path) -> str:
+    """Tasks and images back into the journal from manifest rows whose files are intact.
+
+    The manifest is untrusted: a row with a value ideopipe may not act on (a seed of 1e400,
+    a file outside the folder) is left out, and the answer says which.
+    """
+    from .manifest_check import problems_by_row, record_lines
+
     store = st.Store(out_dir)
     tasks: dict[str, tuple[Any, ...]] = {}
     images: list[dict[str, Any]] = []
-    for row in frame.itertuples(index=False):
+    refused = problems_by_row(frame, out_dir)
+    for n, row in enumerate(frame.itertuples(index=False), 1):
+        if n in refused:
+            continue
         status = str(row.status)
         file_ok = (
             status == Status.OK
@@ -204,7 +238,12 @@ def _restore_rows(out_dir: Path, journal: Journal, frame: Any) -> str:
             " :api_prompt, :url, :file, :sha256, :status)",
             [image_cells({k: (None if _na(v) else v) for k, v in i.items()}) for i in images],
         )
-    return f"rebuilt the journal from the manifest: {len(tasks)} task(s), {len(images)} image(s)"
+    done = f"rebuilt the journal from the manifest: {len(tasks)} task(s), {len(images)} image(s)"
+    if refused:
+        (n, ((column, why), *_)), lines = next(iter(refused.items())), record_lines(manifest)
+        where = f"{manifest}:{lines[n - 1]}" if lines and n <= len(lines) else f"{manifest} row {n}"
+        done += f"; left out {len(refused)} row(s) it cannot use (e.g. {where}: {column}: {why})"
+    return done
 
 
 def _na(value: Any) -> bool:

@@ -174,11 +174,6 @@ def test_plain_http_to_a_remote_host_is_refused(write_recipe, tmp_path):
     assert done.returncode == 2 and "--allow-http" in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a refused key or base URL (exit 2) still creates "
-    "the output folder: 'nothing written' does not hold",
-)
 def test_a_refused_key_or_base_url_writes_nothing(write_recipe, tmp_path):
     from review_kit import cli
 
@@ -300,12 +295,6 @@ def test_a_retry_after_beyond_total_gives_up_at_once(bad, write_recipe):
 # == 1b. the files: names, the store, the manifest beside them ============================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: output.file may be 'report.html' or "
-    "'manifest.csv'; the report/manifest then overwrite the paid images, "
-    "and the run still says ok",
-)
 def test_an_output_name_that_is_the_report_or_manifest_is_refused_or_kept(emulator, write_recipe):
     from pipeline.store import file_sha256
 
@@ -527,56 +516,48 @@ MANIFEST_CASES = [
         "seed",
         "1e400",
         id="rerun-seed-infinite",
-        marks=_xf("a seed of 1e400 in the manifest is an internal error (exit 1)"),
     ),
     pytest.param(
         "report",
         "seed",
         "1e400",
         id="report-seed-infinite",
-        marks=_xf("a seed of 1e400 in the manifest is an internal error (exit 1)"),
     ),
     pytest.param(
         "rerun",
         "seed",
         "9" * 30,
         id="rerun-seed-huge",
-        marks=_xf("a 30-digit seed in the manifest is an internal error (exit 1)"),
     ),
     pytest.param(
         "report",
         "seed",
         "9" * 30,
         id="report-seed-huge",
-        marks=_xf("a 30-digit seed in the manifest is an internal error (exit 1)"),
     ),
     pytest.param(
         "rerun",
         "step_id",
         "nope",
         id="rerun-step-unknown",
-        marks=_xf("an unknown step_id in the manifest is an internal KeyError"),
     ),
     pytest.param(
         "rerun",
         "row_key",
         "",
         id="rerun-row-key-empty",
-        marks=_xf("an empty row_key in the manifest is an internal TypeError"),
     ),
     pytest.param(
         "rerun",
         "cost_usd",
         "nan",
         id="rerun-cost-nan",
-        marks=_xf("cost_usd nan in the manifest is an internal TypeError"),
     ),
     pytest.param(
         "rerun",
         "seed",
         None,
         id="rerun-no-seed-column",
-        marks=_xf("a manifest without the seed column is an internal AttributeError"),
     ),
 ]
 
@@ -603,11 +584,6 @@ def test_the_export_verb_is_reachable_and_refuses_bad_input(finished_run, tmp_pa
 # == 2b. never pay more than planned: the lock file is input too ===========================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a lock entry with more records than the task has "
-    "images sends one paid request per record, past the plan and --max-cost",
-)
 def test_a_tampered_lock_cannot_spend_past_the_plan_or_the_cap(emulator, write_recipe):
     path = write_recipe(ONE)
     plan = api.plan_file(path)
@@ -628,11 +604,6 @@ def test_a_tampered_lock_cannot_spend_past_the_plan_or_the_cap(emulator, write_r
     assert emulator.ledger()["requests"] <= 1, "more requests than planned, past --max-cost"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: a malformed lock entry (a string where records "
-    "belong) is not refused at start: the task fails with an internal error",
-)
 def test_a_malformed_lock_entry_is_refused_with_exit_2(emulator, write_recipe, tmp_path):
     from review_kit import cli
 
@@ -658,11 +629,6 @@ def test_a_planted_state_folder_link_redirects_no_write(emulator, write_recipe, 
     assert sorted(p.name for p in outside.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: `ideopipe lock` writes through a planted link "
-    "at its fixed temporary name RECIPE.lock.json.part (overwrites any file)",
-)
 def test_lock_does_not_write_through_a_planted_temp_link(finished_run, tmp_path):
     import shutil
 
@@ -785,11 +751,6 @@ def test_a_second_sigterm_quits_at_once_and_the_request_stays_in_doubt(bad, tmp_
     assert "in_doubt" in again.stderr or "in doubt" in again.stderr, again.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: doctor --repair rebuilding from a manifest with "
-    "seed 1e400 ends in an internal error (exit 1)",
-)
 def test_doctor_repair_rebuilds_from_a_tampered_manifest_without_a_traceback(finished_run, tmp_path):
     from review_kit import cli
 
@@ -915,11 +876,6 @@ def test_a_second_run_on_the_same_folder_is_refused_while_one_runs(bad, tmp_path
 # == rerun --where: pandas' `@name` reaches the caller's globals ============================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: rerun --where runs DataFrame.query, whose @name "
-    "reaches pipeline.api's globals: `@os.system(...)` runs a shell command",
-)
 def test_rerun_where_cannot_run_commands(finished_run, tmp_path):
     import shutil
 
@@ -940,10 +896,6 @@ def test_rerun_where_cannot_run_commands(finished_run, tmp_path):
     assert done.returncode == 2 and "internal error" not in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BREAK: rerun --where \"@os.environ['IDEOGRAM_API_KEY']\" prints the key in its error message",
-)
 def test_rerun_where_cannot_print_the_key(finished_run, tmp_path):
     import shutil
 

@@ -17,6 +17,9 @@ MAX_PATH_BYTES = 4095  # a whole absolute path (PATH_MAX 4096 counts the final N
 # While an image is written it is named `.<name>.<8 random characters>.part` beside its
 # final name (pipeline/files.py, tempfile.mkstemp), so a name needs this much room to spare.
 TEMP_EXTRA_BYTES = TEMP_SUFFIX_LEN  # the guarded writer's temporary name: ".<name>.<8 hex>.part"
+# The run's own files at the output root: an image there would be overwritten by them (or
+# overwrite them). Compared case-insensitively, for case-insensitive file systems.
+RUN_FILES = frozenset({"manifest.csv", "manifest.parquet", "manifest.jsonl", "report.html", ".ideopipe"})
 
 
 def is_plain(text: str) -> bool:
@@ -26,6 +29,7 @@ def is_plain(text: str) -> bool:
         and "/." not in text
         and not text.endswith((" ", "."))
         and not _RESERVED_ANY.search(text)
+        and text.partition("/")[0].casefold() not in RUN_FILES
     )
 
 
@@ -60,8 +64,13 @@ def sanitize(text: str) -> str | Problem:
         parts.append(part)
     if not parts:
         return Problem("renders to an empty path")
-    if parts[0] == ".ideopipe":
+    if parts[0].casefold() == ".ideopipe":
         return Problem("'.ideopipe' is reserved for ideopipe's own state")
+    if parts[0].casefold() in RUN_FILES:
+        return Problem(
+            f"{parts[0]!r} at the top of output.dir is the run's own manifest or report; "
+            "choose another name or put the images in a folder"
+        )
     return "/".join(parts)
 
 

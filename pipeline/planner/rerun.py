@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from .. import ops
+from ..errors import InputError
 from ..inputs import ImageRef
 from .keys import content_key, image_id
 from .model import Task
@@ -45,15 +46,21 @@ def rerun_tasks(
     specs: Mapping[str, Mapping[str, Any] | None],
     source_dir: Path,
     parent_file: Callable[[str], str],
+    steps: Collection[str] | None = None,
 ) -> tuple[list[Task], Reproduce]:
     """One fixed-seed Task per selected image, and what each must reproduce.
 
     `specs` maps a task id to the spec the journal recorded for it; `parent_file(image_id)`
-    names the file of an input image that came from an earlier step.
+    names the file of an input image that came from an earlier step; a row whose step is
+    not in `steps` (the recipe's step ids) is refused.
     """
     tasks: list[Task] = []
     reproduce: Reproduce = {}
     for row in rows:
+        if steps is not None and row.step_id not in steps:
+            raise InputError(
+                f"manifest row {row.image_id}: step_id {row.step_id!r} is not a step of the recipe"
+            )
         spec = specs.get(row.task_id)
         if spec is None:
             continue
@@ -62,7 +69,7 @@ def rerun_tasks(
             for role, refs in spec["images"].items()
         }
         tid = content_key(["rerun", row.task_id, row.image_id])
-        cost = None if row.cost_usd is None or math.isnan(float(row.cost_usd)) else float(row.cost_usd)
+        cost = None if _text(row.cost_usd) is None else float(row.cost_usd)
         tasks.append(
             Task(
                 id=tid,
@@ -103,7 +110,7 @@ def _resolve(ref: str, source_dir: Path, parent_file: Callable[[str], str]) -> I
 
 def _text(value: Any) -> str | None:
     """A manifest text cell: None for an empty or missing (NaN) cell, never 'None' or 'nan'."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or type(value).__name__ == "NAType" or (isinstance(value, float) and math.isnan(value)):
         return None
     return str(value) or None
 
