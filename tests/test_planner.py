@@ -863,3 +863,75 @@ def test_a_chained_tasks_input_image_reads_as_a_plain_mapping(tmp_path: Path):
     with pytest.raises(KeyError, match="mask"):
         images["mask"]
     assert p.to_json()["tasks"][1]["images"] == {"image": [f"step:{p.tasks[0].image_ids[0]}"]}
+
+
+FAST_RECIPE = """\
+    rows:
+      csv: rows.csv
+      key: "{{ sku }}"
+    matrix:
+      look: [matte, gloss]
+    vars:
+      count: 3
+    seed: derive
+    defaults: {model: V_3, rendering_speed: TURBO, magic_prompt: "OFF"}
+    steps:
+      - id: hero
+        op: generate
+        prompt: "{{ product }} in {{ look }} finish"
+        num_images: 2
+        aspect_ratio: 16x9
+      - id: alt
+        op: generate
+        prompt: "{{ product }} on {{ backdrop | default('white') }}"
+      - id: counted
+        op: generate
+        prompt: "{{ product }} times {{ count }}"
+      - id: remixed
+        op: remix
+        input: hero
+        prompt: "{{ product }}, paper-cut, {{ look }}"
+        num_images: 2
+        image_weight: 60
+      - id: print
+        op: upscale
+        input: remixed
+        resemblance: 80
+    output:
+      dir: out
+      file: "{{ key }}/{{ look }}/{{ step }}-{{ index }}-{{ seed }}.png"
+"""
+
+
+def test_fast_path_plans_exactly_what_the_general_path_plans(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch):
+    from pipeline.planner import core, fast
+
+    with open(tmp_path / "rows.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sku", "product", "backdrop"])
+        for i in range(12):
+            w.writerow([f"S{i:03d}", f"product {i}", "slate" if i % 3 else ""])
+    (tmp_path / "out" / "S001").mkdir(parents=True)  # an existing folder: listed, then fast
+    recipe = write(tmp_path, FAST_RECIPE)
+    fast_made = []
+    real = fast.fast_requests
+
+    def counting(*args: Any) -> list[Task] | None:
+        made = real(*args)
+        fast_made.extend(made or [])
+        return made
+
+    monkeypatch.setattr(core, "fast_requests", counting)
+    quick = plan_file(recipe)
+    # hero, remixed and print are simple; alt (default filter) and counted (a number) are not
+    assert {t.step_id for t in fast_made} == {"hero", "remixed", "print"}
+    assert len(fast_made) == 12 * 2 * (2 + 4 + 4)
+    monkeypatch.setattr(core, "is_simple", lambda s, shape: False)
+    fast_made.clear()
+    general = plan_file(recipe)
+    assert fast_made == []
+    assert len(quick.tasks) == len(general.tasks) == 12 * 2 * (2 + 1 + 1 + 4 + 4)
+    assert quick.tasks == general.tasks
+    assert [t.to_json() for t in quick.tasks] == [t.to_json() for t in general.tasks]
+    assert quick.summary() == general.summary()

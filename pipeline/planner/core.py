@@ -23,6 +23,7 @@ from ..errors import Problem
 from ..inputs import ImageRef
 from ..ops import Op
 from ..recipe import Recipe
+from .fast import fast_requests, is_simple
 from .images import Images
 from .keys import COMPACT, canonical, image_id
 from .model import Plan, StepImage, Task
@@ -79,6 +80,7 @@ class _Planner:
         self.name_json = COMPACT.encode(s.r.name)
         self.sid_json = {step["id"]: COMPACT.encode(step["id"]) for step in s.steps}
         self.models: dict[str, str] = {}  # step id -> its model, when that is not a template
+        self.simple: dict[tuple[str, str], bool] = {}  # (step id, model) -> takes the fast path
 
     def plan(self, limit: int | None, row_range: tuple[int, int] | None) -> Plan:
         """The plan, or RecipeError with every problem."""
@@ -164,8 +166,14 @@ class _Planner:
         out_slots: list[_Slot] = []
         images = shape.endpoint.yields_images
         counter = 0
+        simple = self.simple.get((sid, model))
+        if simple is None:
+            simple = self.simple[(sid, model)] = is_simple(self.s, shape)
         for parent in parents:
-            for task in self._requests(at, parent, counter):
+            found_tasks = fast_requests(self, at, parent, counter) if simple else None
+            if found_tasks is None:
+                found_tasks = self._requests(at, parent, counter)
+            for task in found_tasks:
                 made.append(task)
                 counter += task.num_images
                 if images:
