@@ -97,7 +97,12 @@ def fast_requests(p: _Planner, at: StepScope, parent: _Slot | None, first_index:
     sha256, from_bytes, shared = hashlib.sha256, int.from_bytes, s.shared
     endpoint = shape.endpoint
     op, path_, family, row_index, key, matrix = (
-        at.step["op"], endpoint.path, endpoint.family, row.row.index, row.key, row.matrix
+        at.step["op"],
+        endpoint.path,
+        endpoint.family,
+        row.row.index,
+        row.key,
+        row.matrix,
     )
     tasks = []
     for index in range(first_index, first_index + (shape.fixed_num or 1)):
@@ -124,9 +129,29 @@ def fast_requests(p: _Planner, at: StepScope, parent: _Slot | None, first_index:
             indexes = shared[(index, 1)] = (index,)
         tasks.append(
             Task(
-                tid, sid, op, path_, family, model, row_index, key, matrix, params, images, seed,
-                "derived", 1, (iid,), indexes, (rel,), parent_id, depends, NO_DEFERRED, _NO_INPUT,
-                price_k, cost,  # type: ignore[arg-type]
+                tid,
+                sid,
+                op,
+                path_,
+                family,
+                model,
+                row_index,
+                key,
+                matrix,
+                params,
+                images,
+                seed,
+                "derived",
+                1,
+                (iid,),
+                indexes,
+                (rel,),
+                parent_id,
+                depends,
+                NO_DEFERRED,
+                _NO_INPUT,
+                price_k,
+                cost,  # type: ignore[arg-type]
             )
         )
     return tasks
