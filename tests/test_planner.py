@@ -914,20 +914,20 @@ def test_fast_path_plans_exactly_what_the_general_path_plans(tmp_path: Path,
             w.writerow([f"S{i:03d}", f"product {i}", "slate" if i % 3 else ""])
     (tmp_path / "out" / "S001").mkdir(parents=True)  # an existing folder: listed, then fast
     recipe = write(tmp_path, FAST_RECIPE)
-    fast_made = []
-    real = fast.fast_requests
+    fast_made: list[Task] = []
+    real = fast.fast_step
 
-    def counting(*args: Any) -> list[Task] | None:
-        made = real(*args)
-        fast_made.extend(made or [])
-        return made
+    def counting(*args: Any) -> Any:
+        done = real(*args)
+        fast_made.extend(done[0] if done else [])
+        return done
 
-    monkeypatch.setattr(core, "fast_requests", counting)
+    monkeypatch.setattr(core, "fast_step", counting)
     quick = plan_file(recipe)
     # hero, remixed and print are simple; alt (default filter) and counted (a number) are not
     assert {t.step_id for t in fast_made} == {"hero", "remixed", "print"}
     assert len(fast_made) == 12 * 2 * (2 + 4 + 4)
-    monkeypatch.setattr(core, "is_simple", lambda s, shape: False)
+    monkeypatch.setattr(core, "fast_shape", lambda s, shape: None)
     fast_made.clear()
     general = plan_file(recipe)
     assert fast_made == []

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from ..errors import Problem
 from ..inputs import ImageRef
 from ..ops import Op
 from ..recipe import Recipe
-from .fast import fast_requests, is_simple
+from .fast import FastShape, fast_shape, fast_step
 from .images import Images
 from .keys import COMPACT, canonical, image_id
 from .model import Plan, StepImage, Task
@@ -36,6 +35,7 @@ from .seeds import SeedPlan, derived_from, plan_seeds
 from .selection import row_context, select_rows
 from .session import Session
 from .tasks import RowScope, StepScope, make_task, task_key
+from .tasks import Slot as _Slot
 
 _MISSING: Any = object()
 _NO_INPUT: dict[str, Any] = {}
@@ -55,18 +55,6 @@ def plan(
     return _Planner(Session(recipe, provider, prices, out_dir)).plan(limit, row_range)
 
 
-@dataclass(slots=True)
-class _Slot:
-    """An image a step will produce, which later steps may take as input."""
-
-    image_id: str
-    lineage: tuple[int, ...]
-    seed: int | None
-    prompt: str | None
-    file: str | None
-    task_id: str
-
-
 class _Planner:
     """Walks rows x matrix combinations x steps, building the tasks of one plan."""
 
@@ -80,7 +68,7 @@ class _Planner:
         self.name_json = COMPACT.encode(s.r.name)
         self.sid_json = {step["id"]: COMPACT.encode(step["id"]) for step in s.steps}
         self.models: dict[str, str] = {}  # step id -> its model, when that is not a template
-        self.simple: dict[tuple[str, str], bool] = {}  # (step id, model) -> takes the fast path
+        self.fast: dict[tuple[str, str], FastShape | None] = {}  # (step id, model) -> its fast path
 
     def plan(self, limit: int | None, row_range: tuple[int, int] | None) -> Plan:
         """The plan, or RecipeError with every problem."""
@@ -162,18 +150,21 @@ class _Planner:
         )
         head = f"[{self.name_json},{scope.key_json},{self.sid_json[sid]},{scope.matrix_items_json}"
         at = StepScope(step, i, shape, model, scope, extra, canonical(list(extra)) if extra else "[]", head)
+        fs = self.fast.get((sid, model), _MISSING)
+        if fs is _MISSING:
+            fs = self.fast[(sid, model)] = fast_shape(self.s, shape)
+        if fs is not None:
+            done = fast_step(self, at, fs, parents)
+            if done is not None:
+                slots[sid] = done[1]
+                step_tasks[sid] = [t.id for t in done[0]]
+                return done[0]
         made: list[Task] = []
         out_slots: list[_Slot] = []
         images = shape.endpoint.yields_images
         counter = 0
-        simple = self.simple.get((sid, model))
-        if simple is None:
-            simple = self.simple[(sid, model)] = is_simple(self.s, shape)
         for parent in parents:
-            found_tasks = fast_requests(self, at, parent, counter) if simple else None
-            if found_tasks is None:
-                found_tasks = self._requests(at, parent, counter)
-            for task in found_tasks:
+            for task in self._requests(at, parent, counter):
                 made.append(task)
                 counter += task.num_images
                 if images:
