@@ -99,6 +99,7 @@ def fast_step(
     rest = f"{at.depends_json},{row.key_json},{row.matrix_json},null]"
     outputs = p.outputs
     owner, folders_ok, short, path_of = outputs.owner, outputs._folders_ok, outputs._short, outputs.path
+    inside = outputs.inside
     fmt = row.file_pieces
     tag = row.tag(sid)
     sha256, from_bytes, shared = hashlib.sha256, int.from_bytes, s.shared
@@ -135,8 +136,8 @@ def fast_step(
                 if (
                     len(text) <= short
                     and text not in owner
-                    and ((folder := text.rpartition("/")[0]) in folders_ok or not folder)
                     and is_plain(text)
+                    and ((folder := text.rpartition("/")[0]) in folders_ok or not folder or inside(folder))
                 ):
                     owner[text] = tag
                     rel = text
