@@ -935,3 +935,23 @@ def test_fast_path_plans_exactly_what_the_general_path_plans(tmp_path: Path,
     assert quick.tasks == general.tasks
     assert [t.to_json() for t in quick.tasks] == [t.to_json() for t in general.tasks]
     assert quick.summary() == general.summary()
+
+
+def test_the_quick_plain_path_check_agrees_with_the_patterns():
+    import random
+
+    from pipeline.planner import paths
+
+    rng = random.Random(13)
+    alphabet = "aAcCoOnNpPrRuUxXlLmMtT019_-. /.\\:é*"
+    words = ["con", "PRN", "aux", "Nul", "com1", "LPT9", "com10", "lpt", ".ideopipe", "a" * 201, "b" * 202]
+    cases = ["", "/", "a", "a/", "/a", "a//b", "a/.b", ".a", "a.", "a ", " a", "-a", "con", "con.png"]
+    cases += ["x/CON.tar.gz/y", "conx", "co.n", "a/com1", "a/com12", "x" * 201, "x" * 202, "S1/hero-0-1.png"]
+    for _ in range(20_000):
+        parts = [rng.choice(words) if rng.random() < 0.2 else
+                 "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+                 for _ in range(rng.randint(1, 3))]
+        cases.append("/".join(parts))
+    differ = [c for c in cases if paths.is_plain(c) != paths._is_plain_by_pattern(c)]
+    assert differ == []
+    assert sum(paths.is_plain(c) for c in cases) > 1000  # both answers are well represented
