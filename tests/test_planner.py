@@ -955,3 +955,27 @@ def test_the_quick_plain_path_check_agrees_with_the_patterns():
     differ = [c for c in cases if paths.is_plain(c) != paths._is_plain_by_pattern(c)]
     assert differ == []
     assert sum(paths.is_plain(c) for c in cases) > 1000  # both answers are well represented
+
+
+@pytest.mark.parametrize(
+    ("key", "keys"),
+    [
+        ("{{ sku }}", ["a1", "7", "c3"]),  # a number (JSONL) takes the full render: the same text
+        ("{{ shop }}-{{ sku }}", ["x-a1", "north-7", "north-c3"]),  # a column, else the var
+        ("{{ sku }}/{{ vars_only }}", ["a1/v", "7/v", "c3/v"]),
+        ("{{ row.sku }}", ["a1", "7", "c3"]),
+        ("  {{ sku }}  ", ["a1", "7", "c3"]),
+    ],
+)
+def test_row_keys_render_as_templates_do(tmp_path: Path, key: str, keys: list[str]):
+    lines = ['{"sku": "a1", "shop": "x"}', '{"sku": 7}', '{"sku": "c3"}']
+    (tmp_path / "rows.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = write(
+        tmp_path,
+        f"""\
+        vars: {{shop: north, vars_only: v}}
+        rows: {{jsonl: rows.jsonl, key: "{key}"}}
+        steps: [{{id: a, op: generate, prompt: x}}]
+        """,
+    )
+    assert [t.row_key for t in plan_file(path).tasks] == keys
