@@ -67,6 +67,7 @@ class _Planner:
         self.cross_ok: dict[tuple[str, str, bool | None], bool] = {}
         self.name_json = COMPACT.encode(s.r.name)
         self.sid_json = {step["id"]: COMPACT.encode(step["id"]) for step in s.steps}
+        self.fed = {step["input"] for step in s.steps if "input" in step}  # steps whose images go on
         self.models: dict[str, str] = {}  # step id -> its model, when that is not a template
         self.fast: dict[tuple[str, str], FastShape | None] = {}  # (step id, model) -> its fast path
 
@@ -161,7 +162,7 @@ class _Planner:
                 return done[0]
         made: list[Task] = []
         out_slots: list[_Slot] = []
-        images = shape.endpoint.yields_images
+        images = shape.endpoint.yields_images and sid in self.fed  # else no step reads its slots
         counter = 0
         for parent in parents:
             for task in self._requests(at, parent, counter):

@@ -110,6 +110,7 @@ def fast_step(
     num = fs.num
     tasks: list[Task] = []
     out_slots: list[Slot] = []
+    keep = sid in p.fed  # a step no other step takes as input needs no slots
     first = 0
     for parent in parents:
         seed_known = None if parent is None else parent.seed is not None
@@ -175,6 +176,7 @@ def fast_step(
                     cost,
                 )
             )
-            out_slots.append(Slot(iid, (*lineage, index), seed, prompt, rel, tid))
+            if keep:
+                out_slots.append(Slot(iid, (*lineage, index), seed, prompt, rel, tid))
         first += num
     return tasks, out_slots
