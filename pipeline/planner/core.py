@@ -67,6 +67,7 @@ class _Planner:
         self.cross_ok: dict[tuple[str, str, bool | None], bool] = {}
         self.name_json = COMPACT.encode(s.r.name)
         self.sid_json = {step["id"]: COMPACT.encode(step["id"]) for step in s.steps}
+        self.known: dict[str, tuple[int, str, StepShape, FastShape | None]] = {}  # fixed-model steps
         self.fed = {step["input"] for step in s.steps if "input" in step}  # steps whose images go on
         self.models: dict[str, str] = {}  # step id -> its model, when that is not a template
         self.fast: dict[tuple[str, str], FastShape | None] = {}  # (step id, model) -> its fast path
@@ -133,12 +134,21 @@ class _Planner:
         step_tasks: dict[str, list[str]],
     ) -> list[Task]:
         sid = step["id"]
-        i = self.s.step_index[sid]
         scope.ctx["step"] = sid  # the row's context is reused step after step, never copied
-        found = self._shape(step, i, scope)
-        if found is None:
-            return []
-        model, shape = found
+        known = self.known.get(sid)
+        if known is None:
+            i = self.s.step_index[sid]
+            found = self._shape(step, i, scope)
+            if found is None:
+                return []
+            model, shape = found
+            fs = self.fast.get((sid, model), _MISSING)
+            if fs is _MISSING:
+                fs = self.fast[(sid, model)] = fast_shape(self.s, shape)
+            if sid in self.models:  # the same for every row
+                self.known[sid] = (i, model, shape, fs)
+        else:
+            i, model, shape, fs = known
         parents: list[_Slot] | list[None] = _NO_PARENT
         if "input" in step:
             if step["input"] not in slots:
@@ -151,9 +161,6 @@ class _Planner:
         )
         head = f"[{self.name_json},{scope.key_json},{self.sid_json[sid]},{scope.matrix_items_json}"
         at = StepScope(step, i, shape, model, scope, extra, canonical(list(extra)) if extra else "[]", head)
-        fs = self.fast.get((sid, model), _MISSING)
-        if fs is _MISSING:
-            fs = self.fast[(sid, model)] = fast_shape(self.s, shape)
         if fs is not None:
             done = fast_step(self, at, fs, parents)
             if done is not None:
