@@ -863,3 +863,119 @@ def test_a_chained_tasks_input_image_reads_as_a_plain_mapping(tmp_path: Path):
     with pytest.raises(KeyError, match="mask"):
         images["mask"]
     assert p.to_json()["tasks"][1]["images"] == {"image": [f"step:{p.tasks[0].image_ids[0]}"]}
+
+
+FAST_RECIPE = """\
+    rows:
+      csv: rows.csv
+      key: "{{ sku }}"
+    matrix:
+      look: [matte, gloss]
+    vars:
+      count: 3
+    seed: derive
+    defaults: {model: V_3, rendering_speed: TURBO, magic_prompt: "OFF"}
+    steps:
+      - id: hero
+        op: generate
+        prompt: "{{ product }} in {{ look }} finish"
+        num_images: 2
+        aspect_ratio: 16x9
+      - id: alt
+        op: generate
+        prompt: "{{ product }} on {{ backdrop | default('white') }}"
+      - id: counted
+        op: generate
+        prompt: "{{ product }} times {{ count }}"
+      - id: remixed
+        op: remix
+        input: hero
+        prompt: "{{ product }}, paper-cut, {{ look }}"
+        num_images: 2
+        image_weight: 60
+      - id: print
+        op: upscale
+        input: remixed
+        resemblance: 80
+    output:
+      dir: out
+      file: "{{ key }}/{{ look }}/{{ step }}-{{ index }}-{{ seed }}.png"
+"""
+
+
+def test_fast_path_plans_exactly_what_the_general_path_plans(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch):
+    from pipeline.planner import core, fast
+
+    with open(tmp_path / "rows.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["sku", "product", "backdrop"])
+        for i in range(12):
+            w.writerow([f"S{i:03d}", f"product {i}", "slate" if i % 3 else ""])
+    (tmp_path / "out" / "S001").mkdir(parents=True)  # an existing folder: listed, then fast
+    recipe = write(tmp_path, FAST_RECIPE)
+    fast_made: list[Task] = []
+    real = fast.fast_step
+
+    def counting(*args: Any) -> Any:
+        done = real(*args)
+        fast_made.extend(done[0] if done else [])
+        return done
+
+    monkeypatch.setattr(core, "fast_step", counting)
+    quick = plan_file(recipe)
+    # hero, remixed and print are simple; alt (default filter) and counted (a number) are not
+    assert {t.step_id for t in fast_made} == {"hero", "remixed", "print"}
+    assert len(fast_made) == 12 * 2 * (2 + 4 + 4)
+    monkeypatch.setattr(core, "fast_shape", lambda s, shape: None)
+    fast_made.clear()
+    general = plan_file(recipe)
+    assert fast_made == []
+    assert len(quick.tasks) == len(general.tasks) == 12 * 2 * (2 + 1 + 1 + 4 + 4)
+    assert quick.tasks == general.tasks
+    assert [t.to_json() for t in quick.tasks] == [t.to_json() for t in general.tasks]
+    assert quick.summary() == general.summary()
+
+
+def test_the_quick_plain_path_check_agrees_with_the_patterns():
+    import random
+
+    from pipeline.planner import paths
+
+    rng = random.Random(13)
+    alphabet = "aAcCoOnNpPrRuUxXlLmMtT019_-. /.\\:é*"
+    words = ["con", "PRN", "aux", "Nul", "com1", "LPT9", "com10", "lpt", ".ideopipe", "a" * 201, "b" * 202]
+    cases = ["", "/", "a", "a/", "/a", "a//b", "a/.b", ".a", "a.", "a ", " a", "-a", "con", "con.png"]
+    cases += ["x/CON.tar.gz/y", "conx", "co.n", "a/com1", "a/com12", "x" * 201, "x" * 202, "S1/hero-0-1.png"]
+    for _ in range(20_000):
+        parts = [rng.choice(words) if rng.random() < 0.2 else
+                 "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+                 for _ in range(rng.randint(1, 3))]
+        cases.append("/".join(parts))
+    differ = [c for c in cases if paths.is_plain(c) != paths._is_plain_by_pattern(c)]
+    assert differ == []
+    assert sum(paths.is_plain(c) for c in cases) > 1000  # both answers are well represented
+
+
+@pytest.mark.parametrize(
+    ("key", "keys"),
+    [
+        ("{{ sku }}", ["a1", "7", "c3"]),  # a number (JSONL) takes the full render: the same text
+        ("{{ shop }}-{{ sku }}", ["x-a1", "north-7", "north-c3"]),  # a column, else the var
+        ("{{ sku }}/{{ vars_only }}", ["a1/v", "7/v", "c3/v"]),
+        ("{{ row.sku }}", ["a1", "7", "c3"]),
+        ("  {{ sku }}  ", ["a1", "7", "c3"]),
+    ],
+)
+def test_row_keys_render_as_templates_do(tmp_path: Path, key: str, keys: list[str]):
+    lines = ['{"sku": "a1", "shop": "x"}', '{"sku": 7}', '{"sku": "c3"}']
+    (tmp_path / "rows.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = write(
+        tmp_path,
+        f"""\
+        vars: {{shop: north, vars_only: v}}
+        rows: {{jsonl: rows.jsonl, key: "{key}"}}
+        steps: [{{id: a, op: generate, prompt: x}}]
+        """,
+    )
+    assert [t.row_key for t in plan_file(path).tasks] == keys

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from ..errors import Problem
 from ..inputs import ImageRef
 from ..ops import Op
 from ..recipe import Recipe
+from .fast import FastShape, fast_shape, fast_step
 from .images import Images
 from .keys import COMPACT, canonical, image_id
 from .model import Plan, StepImage, Task
@@ -35,6 +35,7 @@ from .seeds import SeedPlan, derived_from, plan_seeds
 from .selection import row_context, select_rows
 from .session import Session
 from .tasks import RowScope, StepScope, make_task, task_key
+from .tasks import Slot as _Slot
 
 _MISSING: Any = object()
 _NO_INPUT: dict[str, Any] = {}
@@ -54,18 +55,6 @@ def plan(
     return _Planner(Session(recipe, provider, prices, out_dir)).plan(limit, row_range)
 
 
-@dataclass(slots=True)
-class _Slot:
-    """An image a step will produce, which later steps may take as input."""
-
-    image_id: str
-    lineage: tuple[int, ...]
-    seed: int | None
-    prompt: str | None
-    file: str | None
-    task_id: str
-
-
 class _Planner:
     """Walks rows x matrix combinations x steps, building the tasks of one plan."""
 
@@ -78,7 +67,10 @@ class _Planner:
         self.cross_ok: dict[tuple[str, str, bool | None], bool] = {}
         self.name_json = COMPACT.encode(s.r.name)
         self.sid_json = {step["id"]: COMPACT.encode(step["id"]) for step in s.steps}
+        self.known: dict[str, tuple[int, str, StepShape, FastShape | None]] = {}  # fixed-model steps
+        self.fed = {step["input"] for step in s.steps if "input" in step}  # steps whose images go on
         self.models: dict[str, str] = {}  # step id -> its model, when that is not a template
+        self.fast: dict[tuple[str, str], FastShape | None] = {}  # (step id, model) -> its fast path
 
     def plan(self, limit: int | None, row_range: tuple[int, int] | None) -> Plan:
         """The plan, or RecipeError with every problem."""
@@ -142,12 +134,21 @@ class _Planner:
         step_tasks: dict[str, list[str]],
     ) -> list[Task]:
         sid = step["id"]
-        i = self.s.step_index[sid]
         scope.ctx["step"] = sid  # the row's context is reused step after step, never copied
-        found = self._shape(step, i, scope)
-        if found is None:
-            return []
-        model, shape = found
+        known = self.known.get(sid)
+        if known is None:
+            i = self.s.step_index[sid]
+            found = self._shape(step, i, scope)
+            if found is None:
+                return []
+            model, shape = found
+            fs = self.fast.get((sid, model), _MISSING)
+            if fs is _MISSING:
+                fs = self.fast[(sid, model)] = fast_shape(self.s, shape)
+            if sid in self.models:  # the same for every row
+                self.known[sid] = (i, model, shape, fs)
+        else:
+            i, model, shape, fs = known
         parents: list[_Slot] | list[None] = _NO_PARENT
         if "input" in step:
             if step["input"] not in slots:
@@ -160,9 +161,15 @@ class _Planner:
         )
         head = f"[{self.name_json},{scope.key_json},{self.sid_json[sid]},{scope.matrix_items_json}"
         at = StepScope(step, i, shape, model, scope, extra, canonical(list(extra)) if extra else "[]", head)
+        if fs is not None:
+            done = fast_step(self, at, fs, parents)
+            if done is not None:
+                slots[sid] = done[1]
+                step_tasks[sid] = [t.id for t in done[0]]
+                return done[0]
         made: list[Task] = []
         out_slots: list[_Slot] = []
-        images = shape.endpoint.yields_images
+        images = shape.endpoint.yields_images and sid in self.fed  # else no step reads its slots
         counter = 0
         for parent in parents:
             for task in self._requests(at, parent, counter):

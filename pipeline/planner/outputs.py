@@ -36,6 +36,7 @@ class Outputs:
         self._plain = (
             templating.plain_parts(s.file_template) if templating.is_template(s.file_template) else None
         )
+        self._literals = tuple(_literal(text) for text in self._plain[0]) if self._plain else ()
 
     def row_pieces(self, ctx: Mapping[str, Any]) -> str | None:
         """output.file rendered for one row as a format string of the per-image names; None if not simple.
@@ -46,9 +47,9 @@ class Outputs:
         """
         if self._plain is None:
             return None
-        texts, names = self._plain
-        pieces = [_literal(texts[0])]
-        for name, text in zip(names, texts[1:]):
+        names = self._plain[1]
+        pieces = [self._literals[0]]
+        for name, text in zip(names, self._literals[1:]):
             hole = _PER_IMAGE.get(name)
             if hole is None:
                 value = ctx.get(name)
@@ -56,10 +57,10 @@ class Outputs:
                     value = str(value)
                 elif type(value) is not str:
                     return None  # missing, None or another type: the full render reports it
-                pieces.append(_literal(value))
+                pieces.append(_literal(value) if "{" in value or "}" in value else value)
             else:
                 pieces.append(hole)
-            pieces.append(_literal(text))
+            pieces.append(text)
         fmt = "".join(pieces)
         return fmt if len(fmt) < MAX_OUTPUT // 2 else None
 
@@ -96,12 +97,12 @@ class Outputs:
             return None
         self.owner[rel] = scope.tag(sid)
         parent = rel.rpartition("/")[0]
-        if parent not in self._folders_ok and not self._inside(parent):
+        if parent not in self._folders_ok and not self.inside(parent):
             s.problem(_WHERE, f"{rel!r} escapes output.dir through a symlink")
             return None
         return rel
 
-    def _inside(self, parent: str) -> bool:
+    def inside(self, parent: str) -> bool:
         """False if an existing folder on the way to `parent` is a link leading outside.
 
         Each existing folder is listed once (one scandir), instead of one lstat per image.

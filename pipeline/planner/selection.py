@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .. import checks
+from .. import checks, templating
 from .. import rows as rowsource
 from ..errors import RecipeError
 from .session import Session
@@ -20,6 +20,29 @@ def row_context(s: Session, row: rowsource.Row, key: str) -> dict[str, Any]:
     ctx["row"] = row.values
     ctx["key"] = key
     return ctx
+
+
+def _plain_key(key_t: Any, where_t: Any) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """The parts of a `{{ name }}`-only key template read from the columns or vars, else None."""
+    if where_t is not None or not isinstance(key_t, str) or not templating.is_template(key_t):
+        return None
+    plain = templating.plain_parts(key_t)
+    if plain is None or "row" in plain[1] or "key" in plain[1]:
+        return None
+    return plain
+
+
+def _quick_key(s: Session, row: rowsource.Row, texts: tuple[str, ...], names: tuple[str, ...]) -> str | None:
+    """The key as the template renders it when every value read is text, without a context; else None."""
+    values, more = row.values, s.vars
+    out = [texts[0]]
+    for name, text in zip(names, texts[1:]):
+        value = values[name] if name in values else more.get(name)
+        if type(value) is not str:
+            return None
+        out += (value, text)
+    key = "".join(out)
+    return key if len(key) <= templating.MAX_OUTPUT else None
 
 
 def select_rows(
@@ -43,13 +66,16 @@ def select_rows(
     where_t = spec.get("where") if isinstance(spec, Mapping) else None
     selected: list[tuple[rowsource.Row, str]] = []
     seen: dict[str, rowsource.Row] = {}
+    plain = _plain_key(key_t, where_t)
     for row in rows:
-        ctx = row_context(s, row, "") if key_t is not None or where_t is not None else {}
-        if where_t is not None:
-            verdict = s.render(where_t, ctx, ("rows", "where"), row)
-            if verdict is None or verdict.strip().lower() not in _TRUE:
-                continue
-        key = str(row.index + 1) if key_t is None else s.render(key_t, ctx, ("rows", "key"), row)
+        key = None if plain is None else _quick_key(s, row, *plain)
+        if key is None:
+            ctx = row_context(s, row, "") if key_t is not None or where_t is not None else {}
+            if where_t is not None:
+                verdict = s.render(where_t, ctx, ("rows", "where"), row)
+                if verdict is None or verdict.strip().lower() not in _TRUE:
+                    continue
+            key = str(row.index + 1) if key_t is None else s.render(key_t, ctx, ("rows", "key"), row)
         if key is None:
             continue
         key = key.strip()

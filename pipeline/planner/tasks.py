@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import rows as rowsource
 from ..inputs import ImageRef
@@ -17,8 +17,17 @@ from .session import Session
 
 _MISSING: Any = object()
 
-if TYPE_CHECKING:
-    from .core import _Slot
+
+@dataclass(slots=True)
+class Slot:
+    """An image a step will produce, which later steps may take as input."""
+
+    image_id: str
+    lineage: tuple[int, ...]
+    seed: int | None
+    prompt: str | None
+    file: str | None
+    task_id: str
 
 
 @dataclass(slots=True)
@@ -87,7 +96,7 @@ def task_key(
     seed_source: str,
     count: int,
     index0: int,
-    parent: _Slot | None,
+    parent: Slot | None,
 ) -> str:
     """The content key: sha256 of the step's shared JSON, then of what this request adds.
 
@@ -124,7 +133,7 @@ def make_task(
     tid: str,
     image_ids: tuple[str, ...],
     outputs: tuple[str | None, ...],
-    parent: _Slot | None,
+    parent: Slot | None,
     context: Mapping[str, Any],
 ) -> Task:
     """The Task of one request."""
