@@ -21,9 +21,14 @@ steps:
 """
 
 
-def write_batch(folder: Path, name: str, steps: str, rows: int,
-                columns: Callable[[int], dict[str, str]] | None = None,
-                provider: str = "ideogram") -> Path:
+def write_batch(
+    folder: Path,
+    name: str,
+    steps: str,
+    rows: int,
+    columns: Callable[[int], dict[str, str]] | None = None,
+    provider: str = "ideogram",
+) -> Path:
     """Write rows.csv (sku, product and any extra columns) and a recipe; return its path."""
     with open(folder / "rows.csv", "w", newline="") as f:
         writer = None

@@ -39,17 +39,25 @@ def one(rows: int) -> None:
     from pipeline.api import plan_file
 
     with tempfile.TemporaryDirectory() as tmp:
-        recipe = write_batch(Path(tmp), "bench-plan", STEPS, rows,
-                             lambda i: {"colour": "teal", "headline": f"Launch day {i % 97}"})
+        recipe = write_batch(
+            Path(tmp),
+            "bench-plan",
+            STEPS,
+            rows,
+            lambda i: {"colour": "teal", "headline": f"Launch day {i % 97}"},
+        )
         t0, c0 = time.perf_counter(), time.process_time()
         plan = plan_file(recipe)
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
         s = plan.summary()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"rows={rows} tasks={s['requests']} cost=${s['cost_usd']:.2f} "
-          f"time={elapsed:.2f}s cpu={cpu:.2f}s rows/s={rows / elapsed:,.0f} "
-          f"tasks/s={s['requests'] / elapsed:,.0f} "
-          f"peak_rss={peak_mb:.0f}MB", flush=True)
+    print(
+        f"rows={rows} tasks={s['requests']} cost=${s['cost_usd']:.2f} "
+        f"time={elapsed:.2f}s cpu={cpu:.2f}s rows/s={rows / elapsed:,.0f} "
+        f"tasks/s={s['requests'] / elapsed:,.0f} "
+        f"peak_rss={peak_mb:.0f}MB",
+        flush=True,
+    )
 
 
 def main() -> None:

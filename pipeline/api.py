@@ -21,9 +21,16 @@ if TYPE_CHECKING:  # planner, runner and pandas load only when a plan, a run or 
 MANIFEST_COLUMNS = ("run_id", "task_id", "image_id", "step_id", "op", "status")
 
 
-def plan_file(path: str | Path, *, sets: Sequence[str] | None = None, limit: int | None = None,
-              rows: str | None = None, provider: str | None = None,
-              prices_file: str | None = None, out: str | None = None) -> Plan:
+def plan_file(
+    path: str | Path,
+    *,
+    sets: Sequence[str] | None = None,
+    limit: int | None = None,
+    rows: str | None = None,
+    provider: str | None = None,
+    prices_file: str | None = None,
+    out: str | None = None,
+) -> Plan:
     """Load and plan a recipe file with the CLI's selection options."""
     preflight.recipe_file(path)
     from . import yamlsource
@@ -43,8 +50,14 @@ def plan_file(path: str | Path, *, sets: Sequence[str] | None = None, limit: int
     if limit is not None and limit < 1:
         raise RecipeError([Problem(f"--limit {limit}: expected a positive number")])
     out_dir = Path(out).resolve() if out else None
-    return plan(recipe, provider=provider, limit=limit,
-                row_range=parse_range(rows) if rows else None, prices=prices, out_dir=out_dir)
+    return plan(
+        recipe,
+        provider=provider,
+        limit=limit,
+        row_range=parse_range(rows) if rows else None,
+        prices=prices,
+        out_dir=out_dir,
+    )
 
 
 def done_tasks(p: Plan) -> set[str]:
@@ -64,8 +77,9 @@ def run_plan(p: Plan, options: RunOptions | None = None) -> RunResult:
     fmt = options.manifest_format or p.recipe.data.get("output", {}).get("manifest_format")
     if fmt == "parquet":
         preflight.engine("pyarrow", "a parquet manifest")
-    preflight.provider_usable(p.provider, options.base_url or p.recipe.provider_base_url,
-                              options.environ, options.allow_http)
+    preflight.provider_usable(
+        p.provider, options.base_url or p.recipe.provider_base_url, options.environ, options.allow_http
+    )
     preflight.writable_folder(p.out_dir)
     preflight.journal_readable(p.out_dir)
     with preflight.journal_errors(p.out_dir):
@@ -104,14 +118,17 @@ def lock_entries(p: Plan) -> dict[str, list[dict[str, Any]]]:
     return read_entries(path, p.tasks)  # every entry checked: at most num_images valid records
 
 
-def write_lock(recipe_path: str | Path, out: str | None = None,
-               provider: str | None = None) -> tuple[Path, int]:
+def write_lock(
+    recipe_path: str | Path, out: str | None = None, provider: str | None = None
+) -> tuple[Path, int]:
     """Write `<recipe>.lock.json`: each finished task's seeds and API prompts."""
     p = plan_file(recipe_path, out=out, provider=provider)
     tasks: dict[str, list[dict[str, Any]]] = {}
     if not Journal.path_for(p.out_dir).exists():
-        raise PathError(f"{p.out_dir}: no run recorded here, nothing to lock — run the recipe "
-                        "first (or give its output folder with --out)")
+        raise PathError(
+            f"{p.out_dir}: no run recorded here, nothing to lock — run the recipe "
+            "first (or give its output folder with --out)"
+        )
     with preflight.journal_errors(p.out_dir), Journal.open_readonly(p.out_dir) as journal:
         states = journal.states({t.id for t in p.tasks})
         providers = {r["provider"] for r in journal.runs()}
@@ -125,8 +142,13 @@ def write_lock(recipe_path: str | Path, out: str | None = None,
     if not tasks:
         raise InputError(_why_nothing_to_lock(p, recipe_path, providers))
     path = lock_path(recipe_path)
-    body = {"schema_version": LOCK_VERSION, "recipe": p.recipe.name,
-            "recipe_sha256": p.recipe.sha256, "provider": p.provider, "tasks": tasks}
+    body = {
+        "schema_version": LOCK_VERSION,
+        "recipe": p.recipe.name,
+        "recipe_sha256": p.recipe.sha256,
+        "provider": p.provider,
+        "tasks": tasks,
+    }
     write_atomic(path, (json.dumps(body, indent=1, sort_keys=True) + "\n").encode())
     return path, len(tasks)
 
@@ -134,20 +156,27 @@ def write_lock(recipe_path: str | Path, out: str | None = None,
 def _why_nothing_to_lock(p: Plan, recipe_path: str | Path, providers: set[str]) -> str:
     others = sorted(providers - {p.provider})
     if others:
-        return (f"{p.out_dir}: no finished task of provider '{p.provider}' to lock; the runs "
-                f"here used {', '.join(repr(o) for o in others)} — a lock pins the seeds of "
-                f"one provider: `ideopipe lock {recipe_path} --provider {others[0]}` locks that "
-                "rehearsal, or lock again after a real run")
-    return (f"{p.out_dir}: none of the recipe's tasks has finished yet, nothing to lock — "
-            "run the recipe first")
+        return (
+            f"{p.out_dir}: no finished task of provider '{p.provider}' to lock; the runs "
+            f"here used {', '.join(repr(o) for o in others)} — a lock pins the seeds of "
+            f"one provider: `ideopipe lock {recipe_path} --provider {others[0]}` locks that "
+            "rehearsal, or lock again after a real run"
+        )
+    return f"{p.out_dir}: none of the recipe's tasks has finished yet, nothing to lock — run the recipe first"
 
 
 # -- reruns by seed -----------------------------------------------------------
 
 
-def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | None = None,
-          out: str | None = None, provider: str | None = None,
-          options: RunOptions | None = None) -> RunResult:
+def rerun(
+    manifest_path: str | Path,
+    *,
+    where: str | None = None,
+    step: str | None = None,
+    out: str | None = None,
+    provider: str | None = None,
+    options: RunOptions | None = None,
+) -> RunResult:
     """Re-create selected manifest images with their recorded seeds and API prompts."""
     from .manifest_check import RERUN_COLUMNS, ManifestError, rerun_problems
     from .planner import Plan
@@ -181,10 +210,13 @@ def rerun(manifest_path: str | Path, *, where: str | None = None, step: str | No
     out_dir = Path(out).resolve() if out else source_dir.with_name(source_dir.name + "-rerun")
     files = frame.set_index("image_id")["file"].to_dict()
     tasks, reproduce = rerun_tasks(
-        frame.itertuples(index=False), specs, source_dir,
-        lambda iid: files.get(iid) or _parent_file(source_dir, iid), steps=steps)
-    p = Plan(recipe, tasks, [], default_table(), provider or str(frame["provider"].iloc[0]),
-             out_dir)
+        frame.itertuples(index=False),
+        specs,
+        source_dir,
+        lambda iid: files.get(iid) or _parent_file(source_dir, iid),
+        steps=steps,
+    )
+    p = Plan(recipe, tasks, [], default_table(), provider or str(frame["provider"].iloc[0]), out_dir)
     from .runner import RunOptions
 
     options = options or RunOptions()
@@ -196,8 +228,7 @@ def _parent_file(source_dir: Path, image_id: str) -> str:
     from .manifest_check import ManifestError, file_problem
 
     with Journal.open_readonly(source_dir) as journal:
-        row = journal.conn.execute("SELECT file FROM images WHERE image_id=?",
-                                   (image_id,)).fetchone()
+        row = journal.conn.execute("SELECT file FROM images WHERE image_id=?", (image_id,)).fetchone()
     if not row or not row[0]:
         raise InputError(f"the input image {image_id} of a selected row is not on disk")
     why = file_problem(str(row[0]), source_dir.resolve())  # never send a file from outside
@@ -238,13 +269,15 @@ def regenerate_report(out_dir: str | Path, bundle: bool = False) -> Path:
         run_info = journal.run(str(frame["run_id"].iloc[0]) if len(frame) else None) or {}
     info = json.loads(run_info.get("info") or "{}")
     try:
-        return write_report(out_dir, frame, {**run_info,
-                                             "planned_cost_usd": run_info.get("planned_usd"),
-                                             "steps": info.get("steps")}, rows=info.get("rows"),
-                            bundle=bundle)
+        return write_report(
+            out_dir,
+            frame,
+            {**run_info, "planned_cost_usd": run_info.get("planned_usd"), "steps": info.get("steps")},
+            rows=info.get("rows"),
+            bundle=bundle,
+        )
     except OSError as exc:
-        raise StorageError(f"{out_dir}: the report cannot be written ({exc.strerror or exc})") \
-            from exc
+        raise StorageError(f"{out_dir}: the report cannot be written ({exc.strerror or exc})") from exc
 
 
 def list_runs(out_dir: str | Path) -> list[dict[str, Any]]:
@@ -252,7 +285,10 @@ def list_runs(out_dir: str | Path) -> list[dict[str, Any]]:
     out_dir = preflight.output_folder(out_dir)
     with preflight.journal_errors(out_dir), Journal.open_readonly(out_dir) as journal:
         runs = journal.runs()
-        counts = dict(journal.conn.execute(
-            "SELECT a.run_id, COUNT(DISTINCT i.image_id) FROM attempts a JOIN images i"
-            " ON i.task_id = a.task_id WHERE i.status='ok' GROUP BY a.run_id").fetchall())
+        counts = dict(
+            journal.conn.execute(
+                "SELECT a.run_id, COUNT(DISTINCT i.image_id) FROM attempts a JOIN images i"
+                " ON i.task_id = a.task_id WHERE i.status='ok' GROUP BY a.run_id"
+            ).fetchall()
+        )
     return [{**r, "images": counts.get(r["run_id"], 0)} for r in runs]

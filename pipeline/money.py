@@ -22,8 +22,8 @@ class Money:
     run_spent: float
     batch_cost: float
     in_doubt: float
-    unknown: int = 0          # billed images whose price is not known
-    simulated: bool = False   # an emulator run: nothing real was charged
+    unknown: int = 0  # billed images whose price is not known
+    simulated: bool = False  # an emulator run: nothing real was charged
 
     def describe(self) -> str:
         """One line for people, e.g. 'spent this run $0.12 · batch $1.20 · in doubt $0.06'."""
@@ -50,8 +50,11 @@ def totals(frame: Any, run_id: str | None, simulated: bool = False) -> Money:
     cost = frame["cost_usd"].astype("Float64")
     doubt = status == Status.IN_DOUBT.value
     billed = ~doubt & cost.fillna(0).gt(0)
-    mine = frame["produced_by_run"].astype("string").eq(run_id) if "produced_by_run" in frame \
+    mine = (
+        frame["produced_by_run"].astype("string").eq(run_id)
+        if "produced_by_run" in frame
         else frame["run_id"].astype("string").eq(run_id)
+    )
     if "reused" in frame:
         mine &= ~frame["reused"].astype("boolean").fillna(False)
     unknown = int((cost.isna() & status.isin([s.value for s in BILLED])).sum())
@@ -59,5 +62,6 @@ def totals(frame: Any, run_id: str | None, simulated: bool = False) -> Money:
         run_spent=round(float(cost[billed & mine.fillna(False)].sum()), 6),
         batch_cost=round(float(cost[billed].sum()), 6),
         in_doubt=round(float(cost[doubt].fillna(0).sum()), 6),
-        unknown=unknown, simulated=simulated)
-
+        unknown=unknown,
+        simulated=simulated,
+    )

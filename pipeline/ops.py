@@ -43,8 +43,13 @@ LEGACY_MODELS = ("V_1", "V_1_TURBO", "V_2", "V_2_TURBO", "V_2A", "V_2A_TURBO")
 MODELS = V3_MODELS + LEGACY_MODELS
 DEFAULT_MODEL = "V_3"
 
-IMAGE_FIELDS = ("image", "mask", "style_reference_images", "character_reference_images",
-                "character_reference_images_mask")
+IMAGE_FIELDS = (
+    "image",
+    "mask",
+    "style_reference_images",
+    "character_reference_images",
+    "character_reference_images_mask",
+)
 LIST_IMAGE_FIELDS = frozenset(IMAGE_FIELDS[2:])
 
 
@@ -108,15 +113,15 @@ ENDPOINTS: dict[tuple[Op, str], Endpoint] = {
         Endpoint(Op.REMIX, "v3", _V3 + "remix", Layout.V3, needs_image=True),
         Endpoint(Op.EDIT, "v3", _V3 + "edit", Layout.V3, needs_image=True, needs_mask=True),
         Endpoint(Op.REFRAME, "v3", _V3 + "reframe", Layout.V3, needs_image=True),
-        Endpoint(Op.REPLACE_BACKGROUND, "v3", _V3 + "replace-background", Layout.V3,
-                 needs_image=True),
+        Endpoint(Op.REPLACE_BACKGROUND, "v3", _V3 + "replace-background", Layout.V3, needs_image=True),
         Endpoint(Op.GENERATE, "legacy", "/generate", Layout.LEGACY_JSON, needs_image=False),
         Endpoint(Op.REMIX, "legacy", "/remix", Layout.LEGACY_NESTED, needs_image=True),
         Endpoint(Op.UPSCALE, "legacy", "/upscale", Layout.LEGACY_NESTED, needs_image=True),
         Endpoint(Op.EDIT, "legacy", "/edit", Layout.LEGACY_FLAT, needs_image=True, needs_mask=True),
         Endpoint(Op.REFRAME, "legacy", "/reframe", Layout.LEGACY_FLAT, needs_image=True),
-        Endpoint(Op.DESCRIBE, "legacy", "/describe", Layout.LEGACY_FLAT, needs_image=True,
-                 yields_images=False),
+        Endpoint(
+            Op.DESCRIBE, "legacy", "/describe", Layout.LEGACY_FLAT, needs_image=True, yields_images=False
+        ),
     ]
 }
 
@@ -126,10 +131,26 @@ LEGACY_EDIT_MODELS = ("V_2", "V_2_TURBO")
 
 # Every parameter a step may carry, in the recipe's vocabulary.
 RECIPE_PARAMS = (
-    "prompt", "negative_prompt", "aspect_ratio", "resolution", "num_images", "seed", "model",
-    "rendering_speed", "magic_prompt", "magic_prompt_version", "style_type", "style_preset",
-    "style_codes", "color_palette", "custom_model_uri", "image_weight", "resemblance", "detail",
-    "describe_model_version", *IMAGE_FIELDS,
+    "prompt",
+    "negative_prompt",
+    "aspect_ratio",
+    "resolution",
+    "num_images",
+    "seed",
+    "model",
+    "rendering_speed",
+    "magic_prompt",
+    "magic_prompt_version",
+    "style_type",
+    "style_preset",
+    "style_codes",
+    "color_palette",
+    "custom_model_uri",
+    "image_weight",
+    "resemblance",
+    "detail",
+    "describe_model_version",
+    *IMAGE_FIELDS,
 )
 
 

@@ -43,8 +43,12 @@ def check_prices(values: Any) -> str | None:
     if not isinstance(values, Mapping):
         return what
     for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value) or value < 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+        ):
             return f"{what}; {key}: {value!r} is not a number of 0 or more"
     return None
 

@@ -37,8 +37,9 @@ def write(tmp: Path, body: str, name: str = "recipe.yaml") -> Path:
 @pytest.fixture
 def spring(tmp_path: Path) -> Path:
     """recipes/spring-launch.yaml and its CSV, copied into tmp_path."""
-    shutil.copytree(REPO / "recipes", tmp_path / "recipes",
-                    ignore=shutil.ignore_patterns("out", "*.lock.json"))
+    shutil.copytree(
+        REPO / "recipes", tmp_path / "recipes", ignore=shutil.ignore_patterns("out", "*.lock.json")
+    )
     return tmp_path / "recipes" / "spring-launch.yaml"
 
 
@@ -65,9 +66,11 @@ def test_plan_json(spring: Path, capsys: pytest.CaptureFixture[str]):
     assert code == 0
     doc = json.loads(out)
     assert (doc["requests"], doc["images"], doc["cost_usd"]) == (24, 24, 1.2)
-    assert {sid: (st["requests"], st["images"], st["cost_usd"])
-            for sid, st in doc["steps"].items()} == {
-        "hero": (8, 8, 0.24), "stylized": (8, 8, 0.48), "print": (8, 8, 0.48)}
+    assert {sid: (st["requests"], st["images"], st["cost_usd"]) for sid, st in doc["steps"].items()} == {
+        "hero": (8, 8, 0.24),
+        "stylized": (8, 8, 0.48),
+        "print": (8, 8, 0.48),
+    }
     assert len(doc["tasks"]) == 24
     for task in doc["tasks"]:
         assert {"params", "seed", "outputs", "id", "step", "depends_on"} <= set(task)
@@ -82,15 +85,24 @@ def test_plan_json_is_the_same_twice(spring: Path, capsys: pytest.CaptureFixture
     assert cli(capsys, "plan", "--json", spring)[1] == first
 
 
-@pytest.mark.parametrize(("args", "rows", "requests", "prompt"), [
-    (["--limit", "1"], 1, 12, "Acme Citrus Spritz sneakers"),
-    (["--rows", "2-3"], 1, 12, "Acme Bloom linen jacket"),
-    (["--rows", "3"], 0, 0, None),
-    (["--set", "brand=Zed Co"], 2, 24, "Zed Co Citrus Spritz sneakers"),
-    (["--set", "brand=Zed", "--rows", "1-2", "--limit", "1"], 1, 12, "Zed Citrus Spritz sneakers"),
-])
-def test_plan_selection_options(spring: Path, capsys: pytest.CaptureFixture[str],
-                                args: list[str], rows: int, requests: int, prompt: str | None):
+@pytest.mark.parametrize(
+    ("args", "rows", "requests", "prompt"),
+    [
+        (["--limit", "1"], 1, 12, "Acme Citrus Spritz sneakers"),
+        (["--rows", "2-3"], 1, 12, "Acme Bloom linen jacket"),
+        (["--rows", "3"], 0, 0, None),
+        (["--set", "brand=Zed Co"], 2, 24, "Zed Co Citrus Spritz sneakers"),
+        (["--set", "brand=Zed", "--rows", "1-2", "--limit", "1"], 1, 12, "Zed Citrus Spritz sneakers"),
+    ],
+)
+def test_plan_selection_options(
+    spring: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    rows: int,
+    requests: int,
+    prompt: str | None,
+):
     code, out, _ = cli(capsys, "plan", "--json", spring, *args)
     assert code == 0
     doc = json.loads(out)
@@ -103,8 +115,9 @@ def test_plan_overrides(spring: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     prices = tmp_path / "prices.yaml"
     prices.write_text("generate:TURBO: 0.1\nupscale: 0\n", encoding="utf-8")
     out_dir = tmp_path / "elsewhere"
-    code, out, _ = cli(capsys, "plan", "--json", spring, "--prices", prices,
-                       "--provider", "emulator", "--out", out_dir)
+    code, out, _ = cli(
+        capsys, "plan", "--json", spring, "--prices", prices, "--provider", "emulator", "--out", out_dir
+    )
     assert code == 0
     doc = json.loads(out)
     assert doc["provider"] == "emulator"
@@ -114,13 +127,16 @@ def test_plan_overrides(spring: Path, tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_plan_unknown_price_and_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         budget_usd: 0.05
         rows: [{p: x}, {p: y}]
         steps:
           - {id: a, op: generate, prompt: x, rendering_speed: QUALITY}
           - {id: b, op: describe, input: a}
-        """)
+        """,
+    )
     code, out, _ = cli(capsys, "plan", path)
     assert code == 0
     assert re.search(r"^b\s+describe\s+2\s+2\s+0\s+0\.0000\+\?$", out, re.MULTILINE)
@@ -129,16 +145,20 @@ def test_plan_unknown_price_and_budget(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 @pytest.mark.parametrize("command", ["plan", "validate"])
-def test_bad_recipe_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                               command: str):
-    path = write(tmp_path, """\
+def test_bad_recipe_exits_2_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+):
+    path = write(
+        tmp_path,
+        """\
         rows: [{p: x}]
         steps:
           - id: hero
             op: remx
             prompt: x
         output: {dir: out}
-        """)
+        """,
+    )
     code, out, err = cli(capsys, command, path)
     assert code == 2
     assert out == ""
@@ -149,15 +169,17 @@ def test_bad_recipe_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.Ca
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--limit", "0"], "--limit 0: expected a positive number"),
-    (["--rows", "3-1"], "--rows '3-1': expected 1 <= N <= M"),
-    (["--rows", "x"], "--rows 'x': expected N or N-M"),
-    (["--set", "novalue"], "--set 'novalue': expected NAME=VALUE"),
-    (["--prices", "missing.yaml"], "missing.yaml: cannot read: no such file"),
-])
-def test_bad_options_exit_2(spring: Path, capsys: pytest.CaptureFixture[str], args: list[str],
-                            message: str):
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--limit", "0"], "--limit 0: expected a positive number"),
+        (["--rows", "3-1"], "--rows '3-1': expected 1 <= N <= M"),
+        (["--rows", "x"], "--rows 'x': expected N or N-M"),
+        (["--set", "novalue"], "--set 'novalue': expected NAME=VALUE"),
+        (["--prices", "missing.yaml"], "missing.yaml: cannot read: no such file"),
+    ],
+)
+def test_bad_options_exit_2(spring: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str):
     code, out, err = cli(capsys, "plan", spring, *args)
     assert code == 2
     assert out == ""
@@ -173,9 +195,9 @@ def test_bad_prices_file(spring: Path, tmp_path: Path, capsys: pytest.CaptureFix
 
 
 @pytest.mark.parametrize("value", ["-1", ".nan", "true"])
-def test_prices_option_refuses_negative_nan_and_bool(spring: Path, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str],
-                                                    value: str):
+def test_prices_option_refuses_negative_nan_and_bool(
+    spring: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+):
     """A negative or NaN price would make any plan 'fit' its budget."""
     prices = tmp_path / "p.yaml"
     prices.write_text(f"generate:TURBO: {value}\n", encoding="utf-8")
@@ -185,23 +207,30 @@ def test_prices_option_refuses_negative_nan_and_bool(spring: Path, tmp_path: Pat
 
 
 @pytest.mark.parametrize("value", ["-1", ".nan", "true"])
-def test_prices_file_refuses_negative_nan_and_bool(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str], value: str):
+def test_prices_file_refuses_negative_nan_and_bool(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+):
     (tmp_path / "prices.yaml").write_text(f"generate:TURBO: {value}\n", encoding="utf-8")
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         prices_file: prices.yaml
         steps: [{id: a, op: generate, prompt: x, rendering_speed: TURBO}]
-        """)
+        """,
+    )
     code, out, err = cli(capsys, "plan", path)
     assert code == 2, out
     assert "prices_file: must map op:tier keys to" in err
 
 
 def test_plan_warning_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         seed: 7
         steps: [{id: a, op: generate, prompt: x, num_images: 2}]
-        """)
+        """,
+    )
     code, out, err = cli(capsys, "plan", path)
     assert code == 0
     assert "warning: steps[0]: step 'a' has a fixed seed and num_images 2" in err
@@ -222,8 +251,14 @@ def test_schema_command(capsys: pytest.CaptureFixture[str]):
 
 def run(*argv: str | Path, cwd: Path, **env_extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), **env_extra}
-    return subprocess.run([sys.executable, "-m", "pipeline", *map(str, argv)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *map(str, argv)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_subprocess_validate_and_plan(spring: Path, tmp_path: Path):
@@ -240,8 +275,7 @@ def test_subprocess_validate_and_plan(spring: Path, tmp_path: Path):
     assert not (spring.parent / "out").exists()
 
 
-def test_seeds_do_not_depend_on_the_process(spring: Path, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]):
+def test_seeds_do_not_depend_on_the_process(spring: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     """Same seeds and task ids in this process and in one with another hash seed."""
     code, out, _ = cli(capsys, "plan", "--json", spring)
     assert code == 0

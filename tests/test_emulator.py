@@ -74,9 +74,7 @@ VALID: dict[str, Callable[[], dict[str, Any]]] = {
     },
     "/v1/ideogram-v3/reframe": lambda: {"files": form(image=png(), resolution="1312x736")},
     "/v1/ideogram-v3/replace-background": lambda: {
-        "files": form(
-            prompt="a beach", image=png(), style_reference_images=[png(), png(colour=(0, 0, 90))]
-        )
+        "files": form(prompt="a beach", image=png(), style_reference_images=[png(), png(colour=(0, 0, 90))])
     },
     "/generate": lambda: {
         "json": {
@@ -95,12 +93,8 @@ VALID: dict[str, Callable[[], dict[str, Any]]] = {
         )
     },
     "/upscale": lambda: {"files": form(image_request="{}", image_file=png())},
-    "/edit": lambda: {
-        "files": form(prompt="remove text", model="V_2", image_file=png(), mask=mask())
-    },
-    "/reframe": lambda: {
-        "files": form(resolution="RESOLUTION_1024_1024", model="V_2", image_file=png())
-    },
+    "/edit": lambda: {"files": form(prompt="remove text", model="V_2", image_file=png(), mask=mask())},
+    "/reframe": lambda: {"files": form(resolution="RESOLUTION_1024_1024", model="V_2", image_file=png())},
     "/describe": lambda: {"files": form(image_file=png())},
 }
 
@@ -124,9 +118,7 @@ class Client:
         self.emu, self.s = emu, session
         self.headers = auth(emu.config.flavor)
 
-    def post(
-        self, path: str, headers: dict[str, str] | None = None, **kw: Any
-    ) -> requests.Response:
+    def post(self, path: str, headers: dict[str, str] | None = None, **kw: Any) -> requests.Response:
         return self.s.post(
             self.emu.base_url + path,
             headers=self.headers if headers is None else headers,
@@ -383,9 +375,7 @@ def test_invalid_requests_are_refused_unbilled(
 
 
 def test_schema_violations_are_listed_in_details(client: Client) -> None:
-    r = client.post(
-        "/v1/ideogram-v3/generate", files=form(prompt="x", colour="red", num_images="0")
-    )
+    r = client.post("/v1/ideogram-v3/generate", files=form(prompt="x", colour="red", num_images="0"))
     assert r.status_code == 400
     details = " ".join(r.json()["details"])
     assert "colour" in details
@@ -423,10 +413,7 @@ def test_unsafe_marker_is_billed_without_url(client: Client, emu: Emulator) -> N
 
 def test_credit_runs_out_with_402(client: Client, emu: Emulator) -> None:
     emu.set_credit(3)
-    assert (
-        client.post("/v1/ideogram-v3/generate", files=form(prompt="x", num_images="4")).status_code
-        == 402
-    )
+    assert client.post("/v1/ideogram-v3/generate", files=form(prompt="x", num_images="4")).status_code == 402
     client.generate(prompt="x", num_images="3")
     assert client.post("/v1/ideogram-v3/generate", files=form(prompt="x")).status_code == 402
     emu.set_credit(None)
@@ -475,22 +462,18 @@ def test_without_seed_each_image_gets_its_own(client: Client) -> None:
 
 
 def test_rerun_of_effective_prompt_with_magic_off_is_identical(client: Client) -> None:
-    first = client.generate(
-        prompt="a lighthouse", magic_prompt="ON", aspect_ratio="1x1", num_images="2"
-    )["data"][1]
+    first = client.generate(prompt="a lighthouse", magic_prompt="ON", aspect_ratio="1x1", num_images="2")[
+        "data"
+    ][1]
     assert first["prompt"].startswith("a lighthouse, ")
     rerun = client.generate(prompt=first["prompt"], magic_prompt="OFF", seed=str(first["seed"]))
     assert client.image(rerun["data"][0]["url"]) == client.image(first["url"])
 
 
 def test_magic_prompt_on_varies_and_off_is_stable(client: Client) -> None:
-    on = {
-        client.generate(prompt="a tree", magic_prompt="ON")["data"][0]["prompt"] for _ in range(4)
-    }
+    on = {client.generate(prompt="a tree", magic_prompt="ON")["data"][0]["prompt"] for _ in range(4)}
     auto = client.generate(prompt="a tree")["data"][0]["prompt"]
-    off = {
-        client.generate(prompt="a tree", magic_prompt="OFF")["data"][0]["prompt"] for _ in range(3)
-    }
+    off = {client.generate(prompt="a tree", magic_prompt="OFF")["data"][0]["prompt"] for _ in range(3)}
     assert len(on) > 1
     assert all(p.startswith("a tree, ") for p in on)
     assert auto != "a tree"
@@ -571,9 +554,7 @@ def test_describe_reads_back_an_emulator_prompt(client: Client) -> None:
     text = client.ok("/describe", files=form(image_file=made))["descriptions"][0]["text"]
     assert text == "An image of a blue whale"
     plain = [
-        client.ok("/describe", files=form(image_file=png(colour=(0, 0, 200))))["descriptions"][0][
-            "text"
-        ]
+        client.ok("/describe", files=form(image_file=png(colour=(0, 0, 200))))["descriptions"][0]["text"]
         for _ in range(2)
     ]
     assert plain[0] == plain[1]
@@ -735,9 +716,7 @@ def test_connections_are_kept_alive(emu: Emulator) -> None:
         ("422", 422),
     ],
 )
-def test_injected_status_faults_are_unbilled(
-    client: Client, emu: Emulator, fault: str, status: int
-) -> None:
+def test_injected_status_faults_are_unbilled(client: Client, emu: Emulator, fault: str, status: int) -> None:
     emu.inject(fault)
     r = client.post("/v1/ideogram-v3/generate", files=form(prompt="x"))
     assert r.status_code == status
@@ -811,8 +790,7 @@ def test_fault_dice(http: requests.Session) -> None:
     with Emulator(fault_rate=1.0, faults=("503",), rng_seed=1) as emu:
         c = Client(emu, http)
         assert {
-            c.post("/generate", json={"image_request": {"prompt": "x"}}).status_code
-            for _ in range(3)
+            c.post("/generate", json={"image_request": {"prompt": "x"}}).status_code for _ in range(3)
         } == {503}
         emu.configure(fault_rate=0.0)
         c.ok("/generate", json={"image_request": {"prompt": "x"}})
@@ -854,14 +832,10 @@ def test_control_endpoint(client: Client, emu: Emulator) -> None:
 def test_ledger_counts_and_hashes(client: Client, emu: Emulator) -> None:
     image = png()
     for _ in range(2):
-        client.ok(
-            "/remix", files=form(image_request={"prompt": "p", "num_images": 2}, image_file=image)
-        )
+        client.ok("/remix", files=form(image_request={"prompt": "p", "num_images": 2}, image_file=image))
     client.ok(
         "/remix",
-        files=form(
-            image_request={"prompt": "p", "num_images": 2}, image_file=png(colour=(1, 2, 3))
-        ),
+        files=form(image_request={"prompt": "p", "num_images": 2}, image_file=png(colour=(1, 2, 3))),
     )
     client.post("/v1/ideogram-v3/generate", files=form(prompt="x", bogus="1"))
     client.generate(prompt="x", num_images="3")

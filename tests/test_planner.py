@@ -41,8 +41,9 @@ def write(tmp: Path, body: str, name: str = "recipe.yaml", head: bool = True) ->
 @pytest.fixture
 def spring(tmp_path: Path) -> Path:
     """recipes/spring-launch.yaml and its CSV, copied into tmp_path."""
-    shutil.copytree(REPO / "recipes", tmp_path / "recipes",
-                    ignore=shutil.ignore_patterns("out", "*.lock.json"))
+    shutil.copytree(
+        REPO / "recipes", tmp_path / "recipes", ignore=shutil.ignore_patterns("out", "*.lock.json")
+    )
     return tmp_path / "recipes" / "spring-launch.yaml"
 
 
@@ -59,11 +60,11 @@ def images(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def documented_seed(name: str, key: str, step: str, matrix: dict[str, Any],
-                    lineage: list[int], index: int) -> int:
+def documented_seed(
+    name: str, key: str, step: str, matrix: dict[str, Any], lineage: list[int], index: int
+) -> int:
     """The derive formula from the seed: docs, computed here independently of the planner."""
-    material = json.dumps([name, key, step, sorted(matrix.items()), lineage, index],
-                          separators=(",", ":"))
+    material = json.dumps([name, key, step, sorted(matrix.items()), lineage, index], separators=(",", ":"))
     return int(hashlib.sha256(material.encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
@@ -97,8 +98,9 @@ def by_step(p: Plan) -> dict[str, list[Task]]:
 def test_spring_launch_counts_and_cost(spring: Path):
     s = plan_file(spring).summary()
     assert (s["rows"], s["requests"], s["images"], s["cost_usd"]) == (2, 24, 24, 1.2)
-    assert {sid: (st["op"], st["requests"], st["images"], st["cost_usd"])
-            for sid, st in s["steps"].items()} == {
+    assert {
+        sid: (st["op"], st["requests"], st["images"], st["cost_usd"]) for sid, st in s["steps"].items()
+    } == {
         "hero": ("generate", 8, 8, 0.24),
         "stylized": ("remix", 8, 8, 0.48),
         "print": ("upscale", 8, 8, 0.48),
@@ -112,8 +114,9 @@ def test_spring_launch_renders_rows_vars_and_matrix(spring: Path):
     first = hero[0]
     assert first.row_key == "SPR-001"
     assert dict(first.matrix) == {"ratio": "16x9"}
-    assert first.params["prompt"] == ('Acme Citrus Spritz sneakers on a white marble pedestal, '
-                                      'bold headline text "Step into spring"')
+    assert first.params["prompt"] == (
+        'Acme Citrus Spritz sneakers on a white marble pedestal, bold headline text "Step into spring"'
+    )
     assert first.params["aspect_ratio"] == "16x9"
     assert first.params["magic_prompt"] == "OFF"
     assert {t.row_key for t in hero} == {"SPR-001", "SPR-002"}  # SPR-003 is retired
@@ -122,10 +125,10 @@ def test_spring_launch_renders_rows_vars_and_matrix(spring: Path):
 
 def test_spring_launch_empty_backdrop_uses_the_default(spring: Path):
     """SPR-002 has an empty backdrop cell; the prompt should not read 'on a  pedestal'."""
-    prompts = {t.params["prompt"] for t in by_step(plan_file(spring))["hero"]
-               if t.row_key == "SPR-002"}
-    assert prompts == {'Acme Bloom linen jacket on a white marble pedestal, bold headline text '
-                       '"Layers, lightly"'}
+    prompts = {t.params["prompt"] for t in by_step(plan_file(spring))["hero"] if t.row_key == "SPR-002"}
+    assert prompts == {
+        'Acme Bloom linen jacket on a white marble pedestal, bold headline text "Layers, lightly"'
+    }
 
 
 def test_spring_launch_outputs_are_distinct_and_inside(spring: Path):
@@ -161,8 +164,9 @@ def test_derived_seeds_follow_the_documented_formula(spring: Path):
     for t in p.tasks:
         assert t.seed_source == "derived"
         parent = list(lin[t.parent_image_id]) if t.parent_image_id else []
-        assert t.seed == documented_seed("spring-launch", t.row_key, t.step_id, dict(t.matrix),
-                                         parent, t.image_indexes[0])
+        assert t.seed == documented_seed(
+            "spring-launch", t.row_key, t.step_id, dict(t.matrix), parent, t.image_indexes[0]
+        )
         assert 0 <= t.seed <= MAX_SEED
 
 
@@ -175,6 +179,7 @@ def test_derived_seed_is_pinned(spring: Path):
 
 def test_derived_seeds_are_stable_and_distinct(spring: Path):
     a, b = plan_file(spring), plan_file(spring)
+
     def key(p: Plan) -> list[tuple]:
         return [(t.id, t.seed, t.outputs) for t in p.tasks]
 
@@ -191,17 +196,25 @@ def test_seed_depends_on_recipe_name(tmp_path: Path):
     assert one.tasks[0].seed != two.tasks[0].seed
 
 
-@pytest.mark.parametrize(("policy", "source", "seeds"), [
-    ("random", "api", [None]),
-    ("42", "fixed", [42]),
-    ('"{{ 1000 + n }}"', "fixed", [1007]),
-])
+@pytest.mark.parametrize(
+    ("policy", "source", "seeds"),
+    [
+        ("random", "api", [None]),
+        ("42", "fixed", [42]),
+        ('"{{ 1000 + n }}"', "fixed", [1007]),
+    ],
+)
 def test_seed_policies(tmp_path: Path, policy: str, source: str, seeds: list[int | None]):
-    p = plan_file(write(tmp_path, f"""\
+    p = plan_file(
+        write(
+            tmp_path,
+            f"""\
         seed: {policy}
         rows: [{{n: 7}}]
         steps: [{{id: a, op: generate, prompt: x}}]
-        """))
+        """,
+        )
+    )
     assert [t.seed for t in p.tasks] == seeds
     assert [t.seed_source for t in p.tasks] == [source]
 
@@ -209,20 +222,32 @@ def test_seed_policies(tmp_path: Path, policy: str, source: str, seeds: list[int
 # -- fan-out and cost -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("rows", "gen_n", "remix_n", "seed"), [
-    (1, 1, 1, "derive"), (2, 2, 1, "derive"), (3, 2, 3, "derive"), (2, 4, 2, "derive"),
-    (2, 2, 1, "random"), (3, 3, 2, "random"),
-])
+@pytest.mark.parametrize(
+    ("rows", "gen_n", "remix_n", "seed"),
+    [
+        (1, 1, 1, "derive"),
+        (2, 2, 1, "derive"),
+        (3, 2, 3, "derive"),
+        (2, 4, 2, "derive"),
+        (2, 2, 1, "random"),
+        (3, 3, 2, "random"),
+    ],
+)
 def test_fan_out(tmp_path: Path, rows: int, gen_n: int, remix_n: int, seed: str):
     inline = ", ".join(f"{{p: x{i}}}" for i in range(rows))
-    p = plan_file(write(tmp_path, f"""\
+    p = plan_file(
+        write(
+            tmp_path,
+            f"""\
         seed: {seed}
         rows: [{inline}]
         defaults: {{rendering_speed: TURBO}}
         steps:
           - {{id: gen, op: generate, prompt: "{{{{ p }}}}", num_images: {gen_n}}}
           - {{id: mix, op: remix, input: gen, prompt: again, num_images: {remix_n}}}
-        """))
+        """,
+        )
+    )
     s = p.summary()
     per_request = 1 if seed == "derive" else None  # derive splits N images into N requests
     gen, mix = s["steps"]["gen"], s["steps"]["mix"]
@@ -235,26 +260,38 @@ def test_fan_out(tmp_path: Path, rows: int, gen_n: int, remix_n: int, seed: str)
 
 
 @pytest.mark.parametrize("rows", [1, 3, 7])
-@pytest.mark.parametrize(("n", "speed", "price"), [
-    (1, "TURBO", 0.03), (2, "DEFAULT", 0.06), (4, "QUALITY", 0.09),
-])
-def test_cost_is_linear_in_rows_and_images(tmp_path: Path, rows: int, n: int, speed: str,
-                                           price: float):
+@pytest.mark.parametrize(
+    ("n", "speed", "price"),
+    [
+        (1, "TURBO", 0.03),
+        (2, "DEFAULT", 0.06),
+        (4, "QUALITY", 0.09),
+    ],
+)
+def test_cost_is_linear_in_rows_and_images(tmp_path: Path, rows: int, n: int, speed: str, price: float):
     inline = ", ".join(f"{{p: x{i}}}" for i in range(rows))
-    s = plan_file(write(tmp_path, f"""\
+    s = plan_file(
+        write(
+            tmp_path,
+            f"""\
         rows: [{inline}]
         steps: [{{id: a, op: generate, prompt: x, num_images: {n}, rendering_speed: {speed}}}]
-        """)).summary()
+        """,
+        )
+    ).summary()
     assert s["images"] == rows * n
     assert s["cost_usd"] == pytest.approx(rows * n * price)
     assert s["steps"]["a"]["cost_usd"] == pytest.approx(rows * n * price)
 
 
 def test_unknown_price_is_counted_not_guessed(tmp_path: Path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         rows: [{p: x}, {p: y}]
         steps: [{id: a, op: generate, prompt: x, rendering_speed: FLASH}]
-        """)
+        """,
+    )
     s = plan_file(path).summary()
     assert (s["cost_usd"], s["unknown_cost_requests"]) == (0.0, 2)
     priced = plan(load_recipe(path), prices={"generate:FLASH": 0.02}).summary()
@@ -263,12 +300,17 @@ def test_unknown_price_is_counted_not_guessed(tmp_path: Path):
 
 
 def test_legacy_models_price_by_model(tmp_path: Path):
-    s = plan_file(write(tmp_path, """\
+    s = plan_file(
+        write(
+            tmp_path,
+            """\
         rows: [{p: x}]
         steps:
           - {id: a, op: generate, prompt: x, model: V_2A_TURBO, num_images: 2}
           - {id: b, op: remix, input: a, prompt: y, model: V_2}
-        """)).summary()
+        """,
+        )
+    ).summary()
     assert s["steps"]["a"]["cost_usd"] == pytest.approx(0.05)
     assert s["steps"]["b"]["cost_usd"] == pytest.approx(0.16)
 
@@ -276,53 +318,77 @@ def test_legacy_models_price_by_model(tmp_path: Path):
 # -- selection --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kwargs", "keys"), [
-    ({}, ["a", "c", "d"]),
-    ({"limit": 2}, ["a", "c"]),
-    ({"rows": "2-3"}, ["c"]),
-    ({"rows": "4"}, ["d"]),
-    ({"rows": "2-3", "limit": 1}, ["c"]),
-    ({"sets": ["wanted=no"]}, ["b"]),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "keys"),
+    [
+        ({}, ["a", "c", "d"]),
+        ({"limit": 2}, ["a", "c"]),
+        ({"rows": "2-3"}, ["c"]),
+        ({"rows": "4"}, ["d"]),
+        ({"rows": "2-3", "limit": 1}, ["c"]),
+        ({"sets": ["wanted=no"]}, ["b"]),
+    ],
+)
 def test_row_selection(tmp_path: Path, kwargs: dict, keys: list[str]):
     (tmp_path / "d.csv").write_text("sku,on\na,yes\nb,no\nc,yes\nd,yes\n", encoding="utf-8")
-    p = plan_file(write(tmp_path, """\
+    p = plan_file(
+        write(
+            tmp_path,
+            """\
         vars: {wanted: "yes"}
         rows: {csv: d.csv, key: "{{ sku }}", where: "{{ on == wanted }}"}
         steps: [{id: a, op: generate, prompt: "{{ sku }}"}]
-        """), **kwargs)
+        """,
+        ),
+        **kwargs,
+    )
     assert [t.row_key for t in p.tasks] == keys
     assert [t.params["prompt"] for t in p.tasks] == keys
 
 
 def test_no_rows_selected_is_a_warning(tmp_path: Path):
-    p = plan_file(write(tmp_path, """\
+    p = plan_file(
+        write(
+            tmp_path,
+            """\
         rows: {inline: [{active: "no"}], where: "{{ active }}"}
         steps: [{id: a, op: generate, prompt: x}]
-        """))
+        """,
+        )
+    )
     assert p.tasks == []
-    assert [str(w) for w in p.warnings] == [f"{tmp_path / 'recipe.yaml'}: no rows selected: "
-                                            "the plan is empty"]
+    assert [str(w) for w in p.warnings] == [
+        f"{tmp_path / 'recipe.yaml'}: no rows selected: the plan is empty"
+    ]
 
 
 def test_csv_cells_are_data_not_templates(tmp_path: Path):
-    (tmp_path / "d.csv").write_text('p,q\n{{ 7*7 }},"=HYPERLINK(""http://x"",""y"")"\n',
-                                    encoding="utf-8")
-    p = plan_file(write(tmp_path, """\
+    (tmp_path / "d.csv").write_text('p,q\n{{ 7*7 }},"=HYPERLINK(""http://x"",""y"")"\n', encoding="utf-8")
+    p = plan_file(
+        write(
+            tmp_path,
+            """\
         rows: {csv: d.csv}
         steps: [{id: a, op: generate, prompt: "{{ p }} {{ q }}"}]
-        """))
+        """,
+        )
+    )
     assert p.tasks[0].params["prompt"] == '{{ 7*7 }} =HYPERLINK("http://x","y")'
 
 
 def test_template_fields_render_per_row(tmp_path: Path):
-    p = plan_file(write(tmp_path, """\
+    p = plan_file(
+        write(
+            tmp_path,
+            """\
         rows: [{n: "2", w: 30, r: "9:16"}, {n: "1", w: 70, r: "ASPECT_1_1"}]
         steps:
           - {id: a, op: generate, prompt: x, num_images: "{{ n }}", aspect_ratio: "{{ r }}"}
           - {id: b, op: remix, input: a, prompt: "{{ input.prompt }} again",
              image_weight: "{{ w }}"}
-        """))
+        """,
+        )
+    )
     gen = [(t.row_index, t.params["aspect_ratio"]) for t in by_step(p)["a"]]
     assert gen == [(0, "9x16"), (0, "9x16"), (1, "1x1")]
     assert [t.params["image_weight"] for t in by_step(p)["b"]] == [30, 30, 70]
@@ -333,154 +399,294 @@ def test_template_fields_render_per_row(tmp_path: Path):
 
 # (id, recipe body after version/name, regex the RecipeError must match)
 REFUSED = [
-    ("unknown-input", """\
+    (
+        "unknown-input",
+        """\
         steps:
           - {id: hero, op: generate, prompt: x}
           - {id: mix, op: remix, input: heor, prompt: x}
-        """, r"steps\[1\]\.input: unknown step 'heor' — did you mean 'hero'\?"),
-    ("cycle", """\
+        """,
+        r"steps\[1\]\.input: unknown step 'heor' — did you mean 'hero'\?",
+    ),
+    (
+        "cycle",
+        """\
         steps:
           - {id: a, op: remix, input: b, prompt: x}
           - {id: b, op: remix, input: a, prompt: x}
-        """, r"steps\[0\]\.input: cycle: a -> b -> a"),
-    ("self-cycle", """\
+        """,
+        r"steps\[0\]\.input: cycle: a -> b -> a",
+    ),
+    (
+        "self-cycle",
+        """\
         steps:
           - {id: a, op: remix, input: a, prompt: x}
-        """, r"cycle: a -> a"),
-    ("duplicate-step-id", """\
+        """,
+        r"cycle: a -> a",
+    ),
+    (
+        "duplicate-step-id",
+        """\
         steps:
           - {id: a, op: generate, prompt: x}
           - {id: a, op: generate, prompt: y}
-        """, r"steps\[1\]\.id: duplicate step id 'a'"),
-    ("needs-image", """\
+        """,
+        r"steps\[1\]\.id: duplicate step id 'a'",
+    ),
+    (
+        "needs-image",
+        """\
         steps:
           - {id: a, op: remix, prompt: x}
-        """, r"steps\[0\]: remix needs an image: set `input:` to an earlier step or `image:`"),
-    ("needs-mask", """\
+        """,
+        r"steps\[0\]: remix needs an image: set `input:` to an earlier step or `image:`",
+    ),
+    (
+        "needs-mask",
+        """\
         steps:
           - {id: a, op: generate, prompt: x}
           - {id: b, op: edit, input: a, prompt: x}
-        """, r"steps\[1\]: edit needs a `mask:`"),
-    ("describe-is-not-an-image", """\
+        """,
+        r"steps\[1\]: edit needs a `mask:`",
+    ),
+    (
+        "describe-is-not-an-image",
+        """\
         steps:
           - {id: a, op: describe, image: img.png}
           - {id: b, op: remix, input: a, prompt: x}
-        """, r"step 'a' is a describe step: it yields text, not images"),
-    ("negative-prompt-on-v3-edit", """\
+        """,
+        r"step 'a' is a describe step: it yields text, not images",
+    ),
+    (
+        "negative-prompt-on-v3-edit",
+        """\
         steps:
           - {id: a, op: edit, image: img.png, mask: mask.png, prompt: x, negative_prompt: y}
-        """, r"steps\[0\]\.negative_prompt: edit \(v3, /v1/ideogram-v3/edit\) does not take "
-             r"'negative_prompt' — the API would silently ignore it"),
-    ("legacy-edit-v2a", """\
+        """,
+        r"steps\[0\]\.negative_prompt: edit \(v3, /v1/ideogram-v3/edit\) does not take "
+        r"'negative_prompt' — the API would silently ignore it",
+    ),
+    (
+        "legacy-edit-v2a",
+        """\
         steps:
           - {id: a, op: edit, model: V_2A, image: img.png, mask: mask.png, prompt: x}
-        """, r"steps\[0\]\.model: legacy edit accepts only V_2 or V_2_TURBO, not V_2A"),
-    ("style-type-v1", """\
+        """,
+        r"steps\[0\]\.model: legacy edit accepts only V_2 or V_2_TURBO, not V_2A",
+    ),
+    (
+        "style-type-v1",
+        """\
         steps:
           - {id: a, op: generate, model: V_1, prompt: x, style_type: DESIGN}
-        """, r"steps\[0\]\.style_type: style_type is not allowed with V_1"),
-    ("aspect-and-resolution", """\
+        """,
+        r"steps\[0\]\.style_type: style_type is not allowed with V_1",
+    ),
+    (
+        "aspect-and-resolution",
+        """\
         steps:
           - {id: a, op: generate, prompt: x, aspect_ratio: 16x9, resolution: 1024x1024}
-        """, r"steps\[0\]: aspect_ratio and resolution exclude each other — set only one"),
-    ("aspect-7x3", """\
+        """,
+        r"steps\[0\]: aspect_ratio and resolution exclude each other — set only one",
+    ),
+    (
+        "aspect-7x3",
+        """\
         steps:
           - {id: a, op: generate, prompt: x, aspect_ratio: 7x3}
-        """, r"steps\[0\]\.aspect_ratio: aspect ratio '7x3' is not accepted here; expected one "
-             r"of 1x3, "),
-    ("unknown-model", """\
+        """,
+        r"steps\[0\]\.aspect_ratio: aspect ratio '7x3' is not accepted here; expected one "
+        r"of 1x3, ",
+    ),
+    (
+        "unknown-model",
+        """\
         steps:
           - {id: a, op: generate, prompt: x, model: V_4}
-        """, r"steps\[0\]\.model: unknown model 'V_4' — expected one of V_3, "),
-    ("reframe-needs-resolution", """\
+        """,
+        r"steps\[0\]\.model: unknown model 'V_4' — expected one of V_3, ",
+    ),
+    (
+        "reframe-needs-resolution",
+        """\
         steps:
           - {id: a, op: reframe, image: img.png}
-        """, r"steps\[0\]: reframe needs `resolution:`"),
-    ("rendered-num-images-9", """\
+        """,
+        r"steps\[0\]: reframe needs `resolution:`",
+    ),
+    (
+        "rendered-num-images-9",
+        """\
         rows: [{n: 9}]
         steps:
           - {id: a, op: generate, prompt: x, num_images: "{{ n }}"}
-        """, r"steps\[0\]\.num_images: .*9.* — row .*recipe\.yaml:3"),
-    ("rendered-not-an-integer", """\
+        """,
+        r"steps\[0\]\.num_images: .*9.* — row .*recipe\.yaml:3",
+    ),
+    (
+        "rendered-not-an-integer",
+        """\
         rows: [{n: lots}]
         steps:
           - {id: a, op: generate, prompt: x}
           - {id: b, op: remix, input: a, prompt: x, image_weight: "{{ n }}"}
-        """, r"steps\[1\]\.image_weight: renders to 'lots', not an integer — row .*recipe\.yaml:3"),
-    ("output-collision", """\
+        """,
+        r"steps\[1\]\.image_weight: renders to 'lots', not an integer — row .*recipe\.yaml:3",
+    ),
+    (
+        "output-collision",
+        """\
         rows: [{p: x}, {p: y}]
         steps: [{id: a, op: generate, prompt: x}]
         output: {file: "{{ step }}.png"}
-        """, r"output\.file: two images would be written to 'a\.png' \(row .*recipe\.yaml \(row 1\), "
-             r"step a and row .*recipe\.yaml \(row 2\), step a\) — add \{\{ step \}\}"),
-    ("output-collision-across-rows", """\
+        """,
+        r"output\.file: two images would be written to 'a\.png' \(row .*recipe\.yaml \(row 1\), "
+        r"step a and row .*recipe\.yaml \(row 2\), step a\) — add \{\{ step \}\}",
+    ),
+    (
+        "output-collision-across-rows",
+        """\
         rows: [{p: x}, {p: y}]
         steps: [{id: a, op: generate, prompt: x}]
         output: {file: "{{ step }}-{{ index }}.png"}
-        """, r"two images would be written to 'a-0\.png' \(row .*recipe\.yaml \(row 1\), step a and row "
-             r".*recipe\.yaml \(row 2\), step a\)"),
-    ("output-dotdot", """\
+        """,
+        r"two images would be written to 'a-0\.png' \(row .*recipe\.yaml \(row 1\), step a and row "
+        r".*recipe\.yaml \(row 2\), step a\)",
+    ),
+    (
+        "output-dotdot",
+        """\
         steps: [{id: a, op: generate, prompt: x}]
         output: {file: "../x-{{ seed }}.png"}
-        """, r"output\.file: '\.\./x-\d+\.png': contains '\.\.'; output\.file must stay inside "
-             r"output\.dir"),
-    ("output-absolute", """\
+        """,
+        r"output\.file: '\.\./x-\d+\.png': contains '\.\.'; output\.file must stay inside "
+        r"output\.dir",
+    ),
+    (
+        "output-absolute",
+        """\
         steps: [{id: a, op: generate, prompt: x}]
         output: {file: "/tmp/x-{{ seed }}.png"}
-        """, r"is an absolute path; output\.file must stay inside output\.dir"),
-    ("output-drive", """\
+        """,
+        r"is an absolute path; output\.file must stay inside output\.dir",
+    ),
+    (
+        "output-drive",
+        """\
         steps: [{id: a, op: generate, prompt: x}]
         output: {file: "C:\\\\x-{{ seed }}.png"}
-        """, r"is an absolute path"),
-    ("output-con", """\
+        """,
+        r"is an absolute path",
+    ),
+    (
+        "output-con",
+        """\
         steps: [{id: a, op: generate, prompt: x}]
         output: {file: "{{ key }}/CON"}
-        """, r"'CON' is a reserved file name on Windows"),
-    ("output-nul-char", """\
+        """,
+        r"'CON' is a reserved file name on Windows",
+    ),
+    (
+        "output-nul-char",
+        """\
         steps: [{id: a, op: generate, prompt: x}]
         output: {file: "a\\0b-{{ seed }}.png"}
-        """, r"output\.file: 'a\\x00b-\d+\.png': contains a NUL character"),
-    ("output-state-dir", """\
+        """,
+        r"output\.file: 'a\\x00b-\d+\.png': contains a NUL character",
+    ),
+    (
+        "output-state-dir",
+        """\
         steps: [{id: a, op: generate, prompt: x}]
         output: {file: ".ideopipe/{{ seed }}.png"}
-        """, r"'\.ideopipe' is reserved for ideopipe's own state"),
-    ("output-key-from-csv-escapes", """\
+        """,
+        r"'\.ideopipe' is reserved for ideopipe's own state",
+    ),
+    (
+        "output-key-from-csv-escapes",
+        """\
         rows: {inline: [{sku: "../../etc/x"}], key: "{{ sku }}"}
         steps: [{id: a, op: generate, prompt: x}]
-        """, r"'\.\./\.\./etc/x/a-0-\d+\.png': contains '\.\.'"),
-    ("image-file-url", """\
+        """,
+        r"'\.\./\.\./etc/x/a-0-\d+\.png': contains '\.\.'",
+    ),
+    (
+        "image-file-url",
+        """\
         steps: [{id: a, op: remix, image: "file:///etc/passwd", prompt: x}]
-        """, r"steps\[0\]\.image: 'file:///etc/passwd': only http\(s\) URLs are allowed, not file"),
-    ("image-data-url", """\
+        """,
+        r"steps\[0\]\.image: 'file:///etc/passwd': only http\(s\) URLs are allowed, not file",
+    ),
+    (
+        "image-data-url",
+        """\
         steps: [{id: a, op: remix, image: "data:image/png;base64,iVBORw0KGgo=", prompt: x}]
-        """, r"only http\(s\) URLs are allowed, not data scheme"),
-    ("image-private-ip", """\
+        """,
+        r"only http\(s\) URLs are allowed, not data scheme",
+    ),
+    (
+        "image-private-ip",
+        """\
         steps: [{id: a, op: remix, image: "http://10.0.0.5/x.png", prompt: x}]
-        """, r"10\.0\.0\.5 is a private or link-local address \(set allow_private_urls: true"),
-    ("image-link-local", """\
+        """,
+        r"10\.0\.0\.5 is a private or link-local address \(set allow_private_urls: true",
+    ),
+    (
+        "image-link-local",
+        """\
         steps: [{id: a, op: remix, image: "http://169.254.169.254/latest/meta-data", prompt: x}]
-        """, r"169\.254\.169\.254 is a private or link-local address"),
-    ("image-integer-ip", """\
+        """,
+        r"169\.254\.169\.254 is a private or link-local address",
+    ),
+    (
+        "image-integer-ip",
+        """\
         steps: [{id: a, op: remix, image: "http://2852039166/", prompt: x}]
-        """, r"2852039166 is a private or link-local address"),
-    ("image-not-an-image", """\
+        """,
+        r"2852039166 is a private or link-local address",
+    ),
+    (
+        "image-not-an-image",
+        """\
         steps: [{id: a, op: remix, image: text.png, prompt: x}]
-        """, r"steps\[0\]\.image: .*text\.png is not a PNG, JPEG or WebP image"),
-    ("image-missing", """\
+        """,
+        r"steps\[0\]\.image: .*text\.png is not a PNG, JPEG or WebP image",
+    ),
+    (
+        "image-missing",
+        """\
         rows: [{photo: nope.png}]
         steps: [{id: a, op: remix, image: "{{ photo }}", prompt: x}]
-        """, r"steps\[0\]\.image: file not found: .*nope\.png — row .*recipe\.yaml:3 "
-             r"\(column photo\)"),
-    ("mask-wrong-size", """\
+        """,
+        r"steps\[0\]\.image: file not found: .*nope\.png — row .*recipe\.yaml:3 "
+        r"\(column photo\)",
+    ),
+    (
+        "mask-wrong-size",
+        """\
         steps: [{id: a, op: edit, image: img.png, mask: small-mask.png, prompt: x}]
-        """, r"steps\[0\]\.mask: mask is 32x32 but the image is 64x64; they must be the same size"),
-    ("mask-not-black-and-white", """\
+        """,
+        r"steps\[0\]\.mask: mask is 32x32 but the image is 64x64; they must be the same size",
+    ),
+    (
+        "mask-not-black-and-white",
+        """\
         steps: [{id: a, op: edit, image: img.png, mask: grey-mask.png, prompt: x}]
-        """, r"steps\[0\]\.mask: mask must be black and white only"),
-    ("undefined-in-output-file", """\
+        """,
+        r"steps\[0\]\.mask: mask must be black and white only",
+    ),
+    (
+        "undefined-in-output-file",
+        """\
         steps: [{id: a, op: generate, prompt: x}]
         output: {file: "{{ sku }}.png"}
-        """, r"output\.file: undefined variable: 'sku' is undefined"),
+        """,
+        r"output\.file: undefined variable: 'sku' is undefined",
+    ),
 ]
 
 
@@ -503,22 +709,33 @@ def test_output_symlink_escape(tmp_path: Path):
     (tmp_path / "out").mkdir()
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "out" / "esc").symlink_to(tmp_path / "elsewhere")
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         steps: [{id: a, op: generate, prompt: x}]
         output: {dir: out, file: "esc/{{ seed }}.png"}
-        """)
-    with pytest.raises(RecipeError, match=r"output\.file: 'esc/\d+\.png' escapes output\.dir "
-                                          r"through a symlink"):
+        """,
+    )
+    with pytest.raises(
+        RecipeError,
+        match=r"output\.file: 'esc/\d+\.png' escapes output\.dir "
+        r"through a symlink",
+    ):
         plan_file(path)
     assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
 def test_good_images_and_masks_plan(images: Path):
-    p = plan_file(write(images, """\
+    p = plan_file(
+        write(
+            images,
+            """\
         steps:
           - {id: a, op: edit, image: img.png, mask: mask.png, prompt: x}
           - {id: b, op: remix, image: "https://example.com/x.png", prompt: x}
-        """))
+        """,
+        )
+    )
     edit, remix = p.tasks
     assert [r.kind for r in edit.images["image"]] == ["file"]
     digest = hashlib.sha256((images / "img.png").read_bytes()).hexdigest()
@@ -529,10 +746,15 @@ def test_good_images_and_masks_plan(images: Path):
 def test_same_problem_on_many_rows_is_folded(tmp_path: Path):
     inline = ", ".join(f"{{n: {i}}}" for i in range(12))
     with pytest.raises(RecipeError) as info:
-        plan_file(write(tmp_path, f"""\
+        plan_file(
+            write(
+                tmp_path,
+                f"""\
             rows: [{inline}]
             steps: [{{id: a, op: generate, prompt: "{{{{ missing }}}}"}}]
-            """))
+            """,
+            )
+        )
     (problem,) = info.value.problems  # once, with an exact count of the other rows
     assert problem.message == "undefined variable: 'missing' is undefined"
     assert problem.hint.endswith("recipe.yaml (row 1); the same problem on 11 more rows")
@@ -544,10 +766,13 @@ def test_same_problem_on_many_rows_is_folded(tmp_path: Path):
 @pytest.mark.parametrize("gc_enabled", [True, False])
 def test_plan_leaves_gc_as_it_found_it(tmp_path: Path, gc_enabled: bool):
     (tmp_path / "rows.csv").write_text("product\nmug\nhat\n", encoding="utf-8")
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         rows: {csv: rows.csv}
         steps: [{id: a, op: generate, prompt: "{{ product }}"}]
-        """)
+        """,
+    )
     was, threshold = gc.isenabled(), gc.get_threshold()
     try:
         (gc.enable if gc_enabled else gc.disable)()
@@ -560,10 +785,13 @@ def test_plan_leaves_gc_as_it_found_it(tmp_path: Path, gc_enabled: bool):
 
 def test_plan_leaves_the_csv_field_limit_alone(tmp_path: Path):
     (tmp_path / "rows.csv").write_text("product\n" + "x" * 200_000 + "\n", encoding="utf-8")
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         rows: {csv: rows.csv}
         steps: [{id: a, op: generate, prompt: "{{ product[:10] }}"}]
-        """)
+        """,
+    )
     before = csv.field_size_limit()
     try:
         csv.field_size_limit(1234)
@@ -597,10 +825,13 @@ def test_the_cyclic_collector_keeps_running_while_planning(tmp_path: Path):
     """A planner that switched gc off (even if it switched it back on) would see no collection."""
     rows = "".join(f"p{i}\n" for i in range(3000))
     (tmp_path / "rows.csv").write_text("product\n" + rows, encoding="utf-8")
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         rows: {csv: rows.csv}
         steps: [{id: a, op: generate, prompt: "{{ product }}"}]
-        """)
+        """,
+    )
     seen: list[str] = []
 
     def count(phase: str, info: dict[str, int]) -> None:
@@ -621,10 +852,16 @@ def test_the_cyclic_collector_keeps_running_while_planning(tmp_path: Path):
 
 LONG_OK = "a" * 236  # + ".png" = 240 bytes: 255 with the 15 of `.<name>.<8 random>.part`
 NAMES_REFUSED = [
-    ("component-too-long", [LONG_OK + "b"],
-     r"the name 'a{37}\.\.\.' is 241 bytes; a file name may have at most 240"),
-    ("multibyte-too-long", ["é" * 119],  # 119 characters, 238 bytes + ".png"
-     r"is 242 bytes; a file name may have at most 240"),
+    (
+        "component-too-long",
+        [LONG_OK + "b"],
+        r"the name 'a{37}\.\.\.' is 241 bytes; a file name may have at most 240",
+    ),
+    (
+        "multibyte-too-long",
+        ["é" * 119],  # 119 characters, 238 bytes + ".png"
+        r"is 242 bytes; a file name may have at most 240",
+    ),
     ("path-too-long", ["/".join(["d" * 200] * 21)], r"the full path would be [\d,]+ bytes"),
     ("file-and-folder", ["x", "x.png/y"], r"'x\.png' would be a file and also the folder of 'x\.png/y\.png'"),
     ("case", ["Hat", "hat"], r"'Hat\.png' and 'hat\.png' are the same file on case-insensitive"),
@@ -636,16 +873,20 @@ NAMES_REFUSED = [
 
 def names_recipe(tmp: Path, names: list[str], extra: str = "") -> Path:
     rows = ", ".join("{n: " + json.dumps(n) + "}" for n in names)
-    return write(tmp, f"""\
+    return write(
+        tmp,
+        f"""\
         rows: [{rows}]
         steps: [{{id: a, op: generate, prompt: x}}]
         output: {{dir: out, file: "{{{{ n }}}}.png"{extra}}}
-        """)
+        """,
+    )
 
 
 @pytest.mark.parametrize(("names", "match"), [pytest.param(n, m, id=i) for i, n, m in NAMES_REFUSED])
-def test_unsafe_output_names_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                         names: list[str], match: str):
+def test_unsafe_output_names_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], names: list[str], match: str
+):
     path = names_recipe(tmp_path, names)
     before = sorted(tmp_path.rglob("*"))
     with pytest.raises(RecipeError, match=match):
@@ -680,10 +921,13 @@ def test_every_name_problem_is_reported_at_once(tmp_path: Path):
 
 
 def test_case_collisions_can_be_allowed_explicitly(tmp_path: Path):
-    path = names_recipe(tmp_path, ["Hat", "hat", "caf\u00e9", "cafe\u0301"],
-                        ", allow_case_collisions: true")
-    assert [t.outputs[0] for t in plan_file(path).tasks] == \
-        ["Hat.png", "hat.png", "caf\u00e9.png", "cafe\u0301.png"]
+    path = names_recipe(tmp_path, ["Hat", "hat", "caf\u00e9", "cafe\u0301"], ", allow_case_collisions: true")
+    assert [t.outputs[0] for t in plan_file(path).tasks] == [
+        "Hat.png",
+        "hat.png",
+        "caf\u00e9.png",
+        "cafe\u0301.png",
+    ]
     with pytest.raises(RecipeError, match="would be a file and also the folder"):
         plan_file(names_recipe(tmp_path, ["x", "x.png/y"], ", allow_case_collisions: true"))
 
@@ -699,36 +943,49 @@ CHAIN_WITHOUT_PROMPT = """\
 
 def test_input_prompt_of_a_parent_without_one_is_a_plan_error(images: Path):
     path = write(images, CHAIN_WITHOUT_PROMPT.format(prompt="{{ input.prompt }} as watercolour"))
-    with pytest.raises(RecipeError, match=r"steps\[1\]\.prompt: input\.prompt has no value "
-                                          r"\(write \{\{ input\.prompt \| default\(''\) \}\}"):
+    with pytest.raises(
+        RecipeError,
+        match=r"steps\[1\]\.prompt: input\.prompt has no value "
+        r"\(write \{\{ input\.prompt \| default\(''\) \}\}",
+    ):
         plan_file(path)
 
 
 def test_input_prompt_default_gives_an_empty_text(images: Path):
-    path = write(images, CHAIN_WITHOUT_PROMPT.format(
-        prompt="{{ input.prompt | default('') }} as watercolour"))
+    path = write(
+        images, CHAIN_WITHOUT_PROMPT.format(prompt="{{ input.prompt | default('') }} as watercolour")
+    )
     remix = plan_file(path).tasks[1]
     assert remix.params["prompt"] == " as watercolour"
 
 
 def test_input_prompt_of_a_parent_with_one_is_its_prompt(tmp_path: Path):
-    p = plan_file(write(tmp_path, """\
+    p = plan_file(
+        write(
+            tmp_path,
+            """\
         steps:
           - {id: g, op: generate, prompt: a mug}
           - {id: re, op: remix, input: g, prompt: "{{ input.prompt }} as watercolour"}
-        """))
+        """,
+        )
+    )
     assert p.tasks[1].params["prompt"] == "a mug as watercolour"
 
 
-@pytest.mark.parametrize("template", ["{{ product }}", "{{ row.product }} on white",
-                                      "{{ row['product'] }}", "{{ vars_none }}"])
+@pytest.mark.parametrize(
+    "template", ["{{ product }}", "{{ row.product }} on white", "{{ row['product'] }}", "{{ vars_none }}"]
+)
 def test_a_null_value_is_refused_not_sent_as_none(tmp_path: Path, template: str):
     (tmp_path / "rows.jsonl").write_text('{"product": null}\n', encoding="utf-8")
-    path = write(tmp_path, f"""\
+    path = write(
+        tmp_path,
+        f"""\
         vars: {{vars_none: null}}
         rows: {{jsonl: rows.jsonl}}
         steps: [{{id: a, op: generate, prompt: "{template}"}}]
-        """)
+        """,
+    )
     with pytest.raises(RecipeError, match=r"has no value") as info:
         plan_file(path)
     assert "None" not in str(info.value).replace("(it is None)", "")
@@ -756,23 +1013,44 @@ def test_run_time_fields_follow_the_documented_rules():
 # -- reruns send only what the endpoint takes -----------------------------------------------------
 
 REPRODUCE = [
-    ("upscale-without-prompt", ops.Op.UPSCALE, "V_2", {"resemblance": 80},
-     {"resemblance": 80, "magic_prompt": "OFF"}),
-    ("upscale-with-prompt", ops.Op.UPSCALE, "V_2", {"prompt": "a mug"},
-     {"prompt": "API: a mug", "magic_prompt": "OFF"}),
-    ("legacy-magic-version-dropped", ops.Op.GENERATE, "V_2",
-     {"prompt": "a", "magic_prompt": "AUTO", "magic_prompt_version": "V_0"},
-     {"prompt": "API: a mug", "magic_prompt": "OFF"}),
-    ("v3-generate", ops.Op.GENERATE, "V_3", {"prompt": "a", "rendering_speed": "TURBO"},
-     {"prompt": "API: a mug", "rendering_speed": "TURBO", "magic_prompt": "OFF"}),
+    (
+        "upscale-without-prompt",
+        ops.Op.UPSCALE,
+        "V_2",
+        {"resemblance": 80},
+        {"resemblance": 80, "magic_prompt": "OFF"},
+    ),
+    (
+        "upscale-with-prompt",
+        ops.Op.UPSCALE,
+        "V_2",
+        {"prompt": "a mug"},
+        {"prompt": "API: a mug", "magic_prompt": "OFF"},
+    ),
+    (
+        "legacy-magic-version-dropped",
+        ops.Op.GENERATE,
+        "V_2",
+        {"prompt": "a", "magic_prompt": "AUTO", "magic_prompt_version": "V_0"},
+        {"prompt": "API: a mug", "magic_prompt": "OFF"},
+    ),
+    (
+        "v3-generate",
+        ops.Op.GENERATE,
+        "V_3",
+        {"prompt": "a", "rendering_speed": "TURBO"},
+        {"prompt": "API: a mug", "rendering_speed": "TURBO", "magic_prompt": "OFF"},
+    ),
     ("describe-takes-neither", ops.Op.DESCRIBE, "V_2", {}, {}),
 ]
 
 
-@pytest.mark.parametrize(("op", "model", "params", "sent"),
-                         [pytest.param(*r[1:], id=r[0]) for r in REPRODUCE])
-def test_reproduce_sends_only_what_the_endpoint_takes(op: ops.Op, model: str,
-                                                      params: dict[str, Any], sent: dict[str, Any]):
+@pytest.mark.parametrize(
+    ("op", "model", "params", "sent"), [pytest.param(*r[1:], id=r[0]) for r in REPRODUCE]
+)
+def test_reproduce_sends_only_what_the_endpoint_takes(
+    op: ops.Op, model: str, params: dict[str, Any], sent: dict[str, Any]
+):
     endpoint = ops.endpoint_for(op, model)
     assert endpoint is not None
     assert reproduce_params(endpoint, params, {"seed": 5, "api_prompt": "API: a mug"}) == sent
@@ -786,10 +1064,22 @@ def test_reproduce_keeps_the_prompt_when_none_was_recorded(recorded: Any):
 
 
 def test_rerun_tasks_never_record_none_or_nan_as_a_prompt(tmp_path: Path):
-    row = SimpleNamespace(task_id="t1", image_id="i1", step_id="up", op="upscale",
-                          endpoint="/upscale", model="V_2", row_index=0, row_key="1", matrix="{}",
-                          seed=5, image_index=0, file="1/up.png", api_prompt=float("nan"),
-                          cost_usd=float("nan"))
+    row = SimpleNamespace(
+        task_id="t1",
+        image_id="i1",
+        step_id="up",
+        op="upscale",
+        endpoint="/upscale",
+        model="V_2",
+        row_index=0,
+        row_key="1",
+        matrix="{}",
+        seed=5,
+        image_index=0,
+        file="1/up.png",
+        api_prompt=float("nan"),
+        cost_usd=float("nan"),
+    )
     spec = {"params": {"resemblance": 80}, "images": {"image": ["step:p1"]}, "family": "legacy"}
     tasks, reproduce = rerun_tasks([row], {"t1": spec}, tmp_path, lambda iid: f"{iid}.png")
     (task,) = tasks
@@ -803,21 +1093,31 @@ def test_rerun_tasks_never_record_none_or_nan_as_a_prompt(tmp_path: Path):
 
 def test_content_key_follows_the_documented_formula(tmp_path: Path):
     """sha256(canonical(what the step shares) + canonical(what the request adds)), computed here."""
-    p = plan_file(write(tmp_path, """\
+    p = plan_file(
+        write(
+            tmp_path,
+            """\
         rows: [{product: "mug \\"x\\" é"}]
         matrix: {colour: [red]}
         steps:
           - {id: g, op: generate, prompt: "{{ product }} {{ colour }}", aspect_ratio: "16x9"}
           - {id: u, op: upscale, input: g, resemblance: 80}
-        """))
+        """,
+        )
+    )
     gen, up = p.tasks
 
     def canonical(value: Any) -> str:
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
     def key(task: Task, fixed: dict[str, Any], own: dict[str, Any], images: dict[str, Any]) -> str:
-        same = {"op": task.op, "endpoint": task.endpoint, "provider": p.provider, "model": task.model,
-                "fixed": fixed}
+        same = {
+            "op": task.op,
+            "endpoint": task.endpoint,
+            "provider": p.provider,
+            "model": task.model,
+            "fixed": fixed,
+        }
         adds = [own, {}, task.seed, 1, images, [], "1", {"colour": "red"}, None]
         return hashlib.sha256((canonical(same) + canonical(adds)).encode()).hexdigest()
 
@@ -827,35 +1127,50 @@ def test_content_key_follows_the_documented_formula(tmp_path: Path):
 
 
 def test_steps_run_in_recipe_order_once_their_inputs_are_planned(tmp_path: Path):
-    p = plan_file(write(tmp_path, """\
+    p = plan_file(
+        write(
+            tmp_path,
+            """\
         rows: [{n: 1}]
         steps:
           - {id: story, op: remix, input: scene, prompt: x}
           - {id: look, op: generate, prompt: x}
           - {id: scene, op: remix, input: look, prompt: "{{ steps.look.prompt }}"}
           - {id: badge, op: generate, prompt: y}
-        """))
+        """,
+        )
+    )
     assert [t.step_id for t in p.tasks] == ["look", "scene", "story", "badge"]
     assert p.tasks[1].deferred == {"prompt": "{{ steps.look.prompt }}"}
 
 
 def test_a_random_seed_parent_makes_input_seed_a_run_time_field(tmp_path: Path):
-    p = plan_file(write(tmp_path, """\
+    p = plan_file(
+        write(
+            tmp_path,
+            """\
         seed: random
         steps:
           - {id: g, op: generate, prompt: x}
           - {id: r, op: remix, input: g, prompt: "seed {{ input.seed }}"}
-        """))
+        """,
+        )
+    )
     assert p.tasks[1].deferred == {"prompt": "seed {{ input.seed }}"}
     assert "prompt" not in p.tasks[1].params
 
 
 def test_a_chained_tasks_input_image_reads_as_a_plain_mapping(tmp_path: Path):
-    p = plan_file(write(tmp_path, """\
+    p = plan_file(
+        write(
+            tmp_path,
+            """\
         steps:
           - {id: g, op: generate, prompt: x}
           - {id: u, op: upscale, input: g}
-        """))
+        """,
+        )
+    )
     images = p.tasks[1].images
     expected = {"image": (ImageRef("step", p.tasks[0].image_ids[0]),)}
     assert images == expected and dict(images) == expected and list(images.items()) == list(expected.items())
@@ -903,8 +1218,7 @@ FAST_RECIPE = """\
 """
 
 
-def test_fast_path_plans_exactly_what_the_general_path_plans(tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch):
+def test_fast_path_plans_exactly_what_the_general_path_plans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     from pipeline.planner import core, fast
 
     with open(tmp_path / "rows.csv", "w", newline="") as f:
@@ -948,9 +1262,12 @@ def test_the_quick_plain_path_check_agrees_with_the_patterns():
     cases = ["", "/", "a", "a/", "/a", "a//b", "a/.b", ".a", "a.", "a ", " a", "-a", "con", "con.png"]
     cases += ["x/CON.tar.gz/y", "conx", "co.n", "a/com1", "a/com12", "x" * 201, "x" * 202, "S1/hero-0-1.png"]
     for _ in range(20_000):
-        parts = [rng.choice(words) if rng.random() < 0.2 else
-                 "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
-                 for _ in range(rng.randint(1, 3))]
+        parts = [
+            rng.choice(words)
+            if rng.random() < 0.2
+            else "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+            for _ in range(rng.randint(1, 3))
+        ]
         cases.append("/".join(parts))
     differ = [c for c in cases if paths.is_plain(c) != paths._is_plain_by_pattern(c)]
     assert differ == []

@@ -20,12 +20,15 @@ KEYS = {"IDEOGRAM_API_KEY": "k1", "AIHUBMIX_API_KEY": "k2", "CRAZYROUTER_API_KEY
 
 @pytest.mark.parametrize("flavor", ["ideogram", "aihubmix", "crazyrouter"])
 def test_catalog_refresh_through_each_provider(flavor, tmp_path: Path):
-    shutil.copytree(REPO / "recipes", tmp_path / "recipes",
-                    ignore=shutil.ignore_patterns("out", "*.lock.json"))
+    shutil.copytree(
+        REPO / "recipes", tmp_path / "recipes", ignore=shutil.ignore_patterns("out", "*.lock.json")
+    )
     with Emulator(flavor=flavor) as em:
-        result = api.run_file(tmp_path / "recipes" / "catalog-refresh.yaml",
-                              RunOptions(base_url=em.base_url, yes=True, quiet=True,
-                                         environ=KEYS), provider=flavor)
+        result = api.run_file(
+            tmp_path / "recipes" / "catalog-refresh.yaml",
+            RunOptions(base_url=em.base_url, yes=True, quiet=True, environ=KEYS),
+            provider=flavor,
+        )
         ledger = em.ledger()
     assert result.exit_code == 0, result.counts
     frame = read_manifest(result.manifest)
@@ -50,8 +53,12 @@ def test_read_timeout_is_in_doubt_not_resent(emulator, write_recipe):
           - {id: one, op: generate, prompt: "{{ p }}"}
         output: {dir: out}
     """)
-    result = api.run_file(path, RunOptions(base_url=emulator.base_url, yes=True, quiet=True,
-                                           environ=KEYS, timeouts=Timeouts(read=0.4)))
+    result = api.run_file(
+        path,
+        RunOptions(
+            base_url=emulator.base_url, yes=True, quiet=True, environ=KEYS, timeouts=Timeouts(read=0.4)
+        ),
+    )
     frame = read_manifest(result.manifest)
     assert list(frame["status"]) == ["in_doubt"]
     assert "no answer within" in frame["error"].iloc[0]
@@ -61,8 +68,7 @@ def test_read_timeout_is_in_doubt_not_resent(emulator, write_recipe):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
-def test_manifest_formats_keep_values_exact_and_csv_is_spreadsheet_safe(emulator, write_recipe,
-                                                                        fmt):
+def test_manifest_formats_keep_values_exact_and_csv_is_spreadsheet_safe(emulator, write_recipe, fmt):
     path = write_recipe("""
         version: 1
         name: formulas
@@ -71,15 +77,16 @@ def test_manifest_formats_keep_values_exact_and_csv_is_spreadsheet_safe(emulator
           - {id: one, op: generate, prompt: "{{ p }}"}
         output: {dir: out}
     """)
-    result = api.run_file(path, RunOptions(base_url=emulator.base_url, yes=True, quiet=True,
-                                           environ=KEYS, manifest_format=fmt))
+    result = api.run_file(
+        path, RunOptions(base_url=emulator.base_url, yes=True, quiet=True, environ=KEYS, manifest_format=fmt)
+    )
     assert result.manifest.suffix == f".{fmt}"
     frame = read_manifest(result.manifest)
-    assert sorted(frame["prompt"]) == ['+1 mug', '=HYPERLINK("http://x")']
+    assert sorted(frame["prompt"]) == ["+1 mug", '=HYPERLINK("http://x")']
     assert str(frame["seed"].dtype) == "Int64" and str(frame["cost_usd"].dtype) == "Float64"
     if fmt == "csv":
         text = result.manifest.read_text()
         assert "'=HYPERLINK" in text and "'+1 mug" in text
-        assert ',=HYPERLINK' not in text
+        assert ",=HYPERLINK" not in text
     again = write(frame, result.out_dir, fmt)
     assert read_manifest(again).equals(frame)

@@ -27,8 +27,12 @@ def handle(args: argparse.Namespace) -> int:
         print(f"problem: {line}")
     for line in found.repaired:
         print(f"repaired: {line}")
-    verdict = "healthy" if not found.problems else "repaired" if found.healthy else (
-        f"run `ideopipe doctor {args.out_dir} --repair` to fix"
+    verdict = (
+        "healthy"
+        if not found.problems
+        else "repaired"
+        if found.healthy
+        else (f"run `ideopipe doctor {args.out_dir} --repair` to fix")
     )
     print(f"{found.images} image(s) checked; {verdict}")
     return 0 if found.healthy else 1
