@@ -182,32 +182,28 @@ def _watch(sock: socket.socket | None) -> None:
         _REAPER.watch(scope, sock)
 
 
-class WatchedHTTPConnection(HTTPConnection):
+class _Watched:
+    """A connection whose socket the current deadline can cut (mixed into urllib3's classes)."""
+
+    sock: socket.socket | None
+
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        _watch(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        """Watch the (possibly reused) socket, then send."""
+        _watch(self.sock)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class WatchedHTTPConnection(_Watched, HTTPConnection):
     """An HTTP connection whose socket the current deadline can cut."""
 
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _watch(sock)
-        return sock
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        """Watch the (possibly reused) socket, then send."""
-        _watch(self.sock)
-        super().request(*args, **kwargs)
-
-
-class WatchedHTTPSConnection(HTTPSConnection):
+class WatchedHTTPSConnection(_Watched, HTTPSConnection):
     """An HTTPS connection whose socket (and TLS handshake) the current deadline can cut."""
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _watch(sock)
-        return sock
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        """Watch the (possibly reused) socket, then send."""
-        _watch(self.sock)
-        super().request(*args, **kwargs)
 
 
 class WatchedHTTPPool(HTTPConnectionPool):
