@@ -256,33 +256,9 @@ class Client:
         return redact_tree(body, self.redact), None
 
     def _raise_for(self, resp: Answer) -> None:
-        code = resp.status
-        if code == 200:
-            return
-        if 300 <= code < 400:
-            where = urlsplit(resp.headers.get("Location", "")).hostname or "no Location given"
-            raise BadRequest(
-                self.redact(
-                    f"{self.provider.name} answered {code}, a redirect to "
-                    f"{where}; API requests never follow redirects (check "
-                    "the base URL)"
-                ),
-                code,
-            )
-        message = _provider_message(resp)
-        what = f"{self.provider.name} answered {code}: {message}"
-        if code == 429:
-            after = retry_after(resp.headers.get("Retry-After"))
-            raise RateLimited(what, code, message, after, _max_inflight(resp.body))
-        if code in (401, 403):
-            raise AuthError(f"{self.provider.name} refused the key ({code}): {message}", code, message)
-        if code == 402:
-            raise PaymentError(f"{self.provider.name}: out of credit (402): {message}", code, message)
-        if code == 422:
-            raise SafetyRejected(what, code, message)
-        if code >= 500:
-            raise ServerError(what, code, message)
-        raise BadRequest(what, code, message)
+        exc = error_for(self.provider.name, resp, self.redact)
+        if exc is not None:
+            raise exc
 
     def _backoff(self, exc: ApiError, attempt: int, deadline: Deadline) -> None:
         """Wait before the next attempt, or re-raise `exc` when it must not or cannot be retried.
@@ -305,6 +281,36 @@ class Client:
         if delay >= deadline.left():
             raise exc
         self.stop.wait(delay)
+
+
+def error_for(provider: str, resp: Answer, redact: Callable[[str], str]) -> ApiError | None:
+    """The typed error an answer stands for (None for a 200); redirects are never followed."""
+    code = resp.status
+    if code == 200:
+        return None
+    if 300 <= code < 400:
+        where = urlsplit(resp.headers.get("Location", "")).hostname or "no Location given"
+        return BadRequest(
+            redact(
+                f"{provider} answered {code}, a redirect to {where}; API requests never follow "
+                "redirects (check the base URL)"
+            ),
+            code,
+        )
+    message = _provider_message(resp)
+    what = f"{provider} answered {code}: {message}"
+    if code == 429:
+        after = retry_after(resp.headers.get("Retry-After"))
+        return RateLimited(what, code, message, after, _max_inflight(resp.body))
+    if code in (401, 403):
+        return AuthError(f"{provider} refused the key ({code}): {message}", code, message)
+    if code == 402:
+        return PaymentError(f"{provider}: out of credit (402): {message}", code, message)
+    if code == 422:
+        return SafetyRejected(what, code, message)
+    if code >= 500:
+        return ServerError(what, code, message)
+    return BadRequest(what, code, message)
 
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -17,10 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import ops, templating
 from ..errors import Problem
 from ..inputs import ImageRef
-from ..ops import Op
 from ..recipe import Recipe
 from .fast import FastShape, fast_shape, fast_step
 from .images import Images
@@ -28,12 +26,13 @@ from .keys import COMPACT, canonical, image_id
 from .model import Plan, StepImage, Task
 from .order import check_syntax, order_steps
 from .outputs import Outputs
-from .parameters import Checker, StepShape, cross_checks, step_shape
+from .parameters import Checker, StepShape
 from .request import gather
 from .runtime import RUNTIME_STEPS
 from .seeds import SeedPlan, derived_from, plan_seeds
 from .selection import row_context, select_rows
 from .session import Session
+from .step_facts import StepFacts
 from .tasks import RowScope, StepScope, make_task, task_key
 from .tasks import Slot as _Slot
 
@@ -61,15 +60,13 @@ class _Planner:
     def __init__(self, s: Session) -> None:
         self.s = s
         self.checker = Checker()
+        self.facts = StepFacts(s, self.checker)
         self.images = Images(s)
         self.outputs = Outputs(s)
-        self.shapes: dict[tuple[str, str], StepShape | None] = {}
-        self.cross_ok: dict[tuple[str, str, bool | None], bool] = {}
         self.name_json = COMPACT.encode(s.r.name)
         self.sid_json = {step["id"]: COMPACT.encode(step["id"]) for step in s.steps}
         self.known: dict[str, tuple[int, str, StepShape, FastShape | None]] = {}  # fixed-model steps
         self.fed = {step["input"] for step in s.steps if "input" in step}  # steps whose images go on
-        self.models: dict[str, str] = {}  # step id -> its model, when that is not a template
         self.fast: dict[tuple[str, str], FastShape | None] = {}  # (step id, model) -> its fast path
 
     def plan(self, limit: int | None, row_range: tuple[int, int] | None) -> Plan:
@@ -102,30 +99,6 @@ class _Planner:
         rows = [r for r, _ in selected]
         return Plan(s.r, tasks, rows, s.prices, s.provider, s.out_dir, s.problems.warnings)
 
-    def _shape(self, step: dict[str, Any], i: int, scope: RowScope) -> tuple[str, StepShape] | None:
-        s = self.s
-        model = self.models.get(step["id"])
-        if model is not None:
-            shape = self.shapes[(step["id"], model)]
-            return None if shape is None else (model, shape)
-        model_src = step.get("model", s.defaults.get("model", ops.DEFAULT_MODEL))
-        rendered = s.render(model_src, scope.ctx, ("steps", i, "model"), scope.row)
-        if rendered is None:
-            return None
-        model = rendered.strip()
-        if model not in ops.MODELS:
-            s.problem(
-                ("steps", i, "model"), f"unknown model {model!r}", "expected one of " + ", ".join(ops.MODELS)
-            )
-            return None
-        shape = self.shapes.get((step["id"], model), _MISSING)
-        if shape is _MISSING:
-            shape = step_shape(s, self.checker, step, i, Op(step["op"]), model)
-            self.shapes[(step["id"], model)] = shape
-            if not templating.is_template(model_src):
-                self.models[step["id"]] = model
-        return None if shape is None else (model, shape)
-
     def _step(
         self,
         step: dict[str, Any],
@@ -138,14 +111,14 @@ class _Planner:
         known = self.known.get(sid)
         if known is None:
             i = self.s.step_index[sid]
-            found = self._shape(step, i, scope)
+            found = self.facts.shape(step, i, scope)
             if found is None:
                 return []
             model, shape = found
             fs = self.fast.get((sid, model), _MISSING)
             if fs is _MISSING:
                 fs = self.fast[(sid, model)] = fast_shape(self.s, shape)
-            if sid in self.models:  # the same for every row
+            if sid in self.facts.models:  # the same for every row
                 self.known[sid] = (i, model, shape, fs)
         else:
             i, model, shape, fs = known
@@ -205,7 +178,7 @@ class _Planner:
                 images = StepImage(parent.image_id)  # type: ignore[assignment]
         if "mask" in images and not self.images.mask_fits(images, step, i, row):
             return []
-        if not self._cross_ok(at, params, deferred, seed_known):
+        if not self.facts.cross_ok(at, params, deferred, seed_known):
             return []
         if params is not shape.base:
             num = int(params.pop("num_images", shape.fixed_num or 1))
@@ -262,16 +235,3 @@ class _Planner:
                 )
             )
         return tasks
-
-    def _cross_ok(
-        self, at: StepScope, params: dict[str, Any], deferred: Mapping[str, str], seed_known: bool | None
-    ) -> bool:
-        """The rules between parameters, checked once per step, model and kind of parent."""
-        key = (at.step["id"], at.model, seed_known)
-        ok = self.cross_ok.get(key)
-        if ok is None or not ok:  # a broken rule is reported for every row it breaks
-            endpoint = at.shape.endpoint
-            ok = self.cross_ok[key] = cross_checks(
-                self.s, params, deferred, endpoint, at.model, at.step, at.i
-            )
-        return ok

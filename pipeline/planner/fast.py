@@ -106,7 +106,7 @@ def fast_step(
     endpoint = shape.endpoint
     op, family, row_index, key, matrix = at.step["op"], endpoint.family, row.row.index, row.key, row.matrix
     prompt = params.get("prompt")
-    cross_ok = p.cross_ok
+    checked, cross_ok = p.facts.cross_checked, p.facts.cross_ok
     num = fs.num
     tasks: list[Task] = []
     out_slots: list[Slot] = []
@@ -114,7 +114,7 @@ def fast_step(
     first = 0
     for parent in parents:
         seed_known = None if parent is None else parent.seed is not None
-        ok = cross_ok.get((sid, model, seed_known)) or p._cross_ok(at, params, NO_DEFERRED, seed_known)
+        ok = checked.get((sid, model, seed_known)) or cross_ok(at, params, NO_DEFERRED, seed_known)
         if not ok:
             continue  # reported; the general path makes no task for this parent either
         if parent is not None:

@@ -46,7 +46,7 @@ def is_plain(text: str) -> bool:
             or part.partition(".")[0].lower() in _RESERVED_STEMS
         ):
             return False
-    return True
+    return text.partition("/")[0].casefold() not in RUN_FILES
 
 
 def _is_plain_by_pattern(text: str) -> bool:
