@@ -126,7 +126,7 @@ class Provider:
         if not key:
             raise InputError(
                 f"no API key: set {self.key_env} for provider {self.name!r} "
-                "(or use provider: emulator to rehearse for free)"
+                "(or rehearse for free with --provider emulator)"
             )
         return ApiKey(key, self.key_env)
 
